@@ -1,0 +1,3 @@
+from hedgekeeper.cli import main
+
+main()

@@ -1,0 +1,257 @@
+"""Command line: ``hedgekeeper run | plan | check``.
+
+Logs go to stderr; stdout carries command output only (``plan --json`` prints
+exactly one JSON document). Exit codes: 0 ok, 1 runtime failure, 2 bad
+configuration or usage (with the field path and the reason, no traceback).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from hedgekeeper.exceptions import ConfigError, HedgekeeperError
+from hedgekeeper.model import Mode
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Keeps a crypto spot portfolio hedged with short futures.",
+)
+
+EXIT_CONFIG = 2
+
+ConfigOption = Annotated[
+    Path,
+    typer.Option(
+        "--config", "-c", envvar="HEDGEKEEPER_CONFIG", help="TOML configuration file.",
+        dir_okay=False,
+    ),
+]  # fmt: skip
+StateDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--state-dir",
+        help="Where the journal lives (default: state_dir from config, "
+        "$STATE_DIRECTORY under systemd, else ./state).",
+        file_okay=False,
+    ),
+]
+
+
+def _fail_config(message: str) -> typer.Exit:
+    typer.echo("configuration error:", err=True)
+    for line in message.splitlines():
+        typer.echo(f"  {line}", err=True)
+    return typer.Exit(EXIT_CONFIG)
+
+
+def _state_dir(cli_value: Path | None, configured: Path | None) -> Path:
+    if cli_value is not None:
+        return cli_value
+    if configured is not None:
+        return configured
+    systemd = os.environ.get("STATE_DIRECTORY")
+    if systemd:
+        return Path(systemd.split(":")[0])  # systemd may list several, colon-separated
+    return Path("state")
+
+
+def _load(config: Path) -> Any:
+    from hedgekeeper.settings import load_settings
+
+    try:
+        return load_settings(config)
+    except ConfigError as error:
+        raise _fail_config(str(error)) from None
+
+
+def _secret_values(settings: Any) -> list[str]:
+    values = []
+    for account in settings.accounts.values():
+        for name in ("api_key", "secret", "password", "testnet_api_key", "testnet_secret",
+                     "testnet_password"):  # fmt: skip
+            secret = getattr(account, name)
+            if secret is not None:
+                values.append(secret.get_secret_value())
+    return values
+
+
+def _setup_logging(settings: Any) -> Any:
+    from hedgekeeper.logs import configure_logging, get_logger, register_secrets
+
+    register_secrets(_secret_values(settings))
+    configure_logging(settings.log.level, settings.log.format, mode=settings.mode.value)
+    return get_logger()
+
+
+@app.command()
+def check(config: ConfigOption) -> None:
+    """Validate the configuration file; exit 0 if valid, 2 if not."""
+    settings = _load(config)
+    typer.echo(
+        f"ok: mode {settings.mode.value}, {len(settings.accounts)} account(s), "
+        f"{len(settings.hedges)} hedge group(s)"
+    )
+
+
+@app.command()
+def run(
+    config: ConfigOption,
+    state_dir: StateDirOption = None,
+    live: Annotated[
+        bool, typer.Option("--live", help='Required, with mode = "live", to trade for real.')
+    ] = False,
+) -> None:
+    """Run the daemon: hedge every group each poll interval until SIGTERM or SIGINT."""
+    settings = _load(config)
+    if settings.mode is Mode.LIVE and not live:
+        raise _fail_config(
+            'mode = "live" trades real money: add --live to the command line to confirm'
+        )
+    if live and settings.mode is not Mode.LIVE:
+        raise _fail_config(
+            f'--live given but the configuration says mode = "{settings.mode.value}"'
+        )
+    log = _setup_logging(settings)
+    from hedgekeeper.settings import redacted
+
+    log.info("config.loaded", path=str(config), config=redacted(settings))
+    code = asyncio.run(_run(settings, _state_dir(state_dir, settings.state_dir), log))
+    raise typer.Exit(code)
+
+
+async def _run(settings: Any, state_dir: Path, log: Any) -> int:
+    from hedgekeeper.engine import Engine
+    from hedgekeeper.journal import Journal
+    from hedgekeeper.venues import build_venues
+
+    journal = Journal(state_dir / "journal.db")
+    engine: Engine | None = None
+    try:
+        engine = Engine(settings, build_venues(settings, journal), journal)
+        try:
+            await engine.start()
+        except ConfigError as error:
+            log.error("daemon.config_invalid", error=str(error))
+            typer.echo(f"configuration error:\n  {error}", err=True)
+            return EXIT_CONFIG
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, _on_signal, stop, signum, log)
+        log.info(
+            "daemon.started",
+            state_dir=str(state_dir),
+            groups=len(engine.groups),
+            trading_state=engine.executor.trading_state.value,
+        )
+        await engine.run(stop)
+        log.info("daemon.stopped")
+        return 0
+    except HedgekeeperError as error:
+        log.error("daemon.failed", error=str(error))
+        return 1
+    finally:
+        if engine is not None:
+            await engine.close()
+        journal.close()
+
+
+def _on_signal(stop: asyncio.Event, signum: int, log: Any) -> None:
+    log.info("daemon.stopping", signal=signal.Signals(signum).name)
+    stop.set()
+
+
+@app.command()
+def plan(
+    config: ConfigOption,
+    state_dir: StateDirOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+) -> None:
+    """Run one cycle without sending or journaling anything, and show the plan."""
+    settings = _load(config)
+    log = _setup_logging(settings)
+    directory = _state_dir(state_dir, settings.state_dir)
+    result = asyncio.run(_plan(settings, directory, log))
+    if isinstance(result, int):
+        raise typer.Exit(result)
+    if as_json:
+        sys.stdout.write(json.dumps(result) + "\n")
+        return
+    _print_plan_table(result)
+
+
+async def _plan(settings: Any, state_dir: Path, log: Any) -> dict[str, Any] | int:
+    from hedgekeeper.engine import Engine
+    from hedgekeeper.journal import Journal
+    from hedgekeeper.venues import build_venues
+
+    # Read the running daemon's journal if there is one (paper positions live there);
+    # otherwise plan against an empty in-memory journal and leave no files behind.
+    path = state_dir / "journal.db"
+    journal = Journal(path if path.exists() else None)
+    engine = Engine(settings, build_venues(settings, journal), journal)
+    try:
+        await engine.start()
+        report = await engine.run_cycle(trade=False)
+        trading_state = engine.executor.trading_state.value
+    except ConfigError as error:
+        typer.echo(f"configuration error:\n  {error}", err=True)
+        return EXIT_CONFIG
+    except HedgekeeperError as error:
+        log.error("plan.failed", error=str(error))
+        return 1
+    finally:
+        await engine.close()
+        journal.close()
+    return {
+        "mode": settings.mode.value,
+        "trading_state": trading_state,
+        "groups": [d.as_dict() for d in report.decisions],
+    }
+
+
+def _print_plan_table(result: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"hedgekeeper plan — mode {result['mode']}, {result['trading_state']}")
+    for column in ("group", "exposure USD", "target", "hedge", "pending", "order", "reason"):
+        table.add_column(column, justify="left" if column in ("group", "reason") else "right")
+    for group in result["groups"]:
+        order = group["order"]
+        order_text = (
+            "—"
+            if order is None
+            else f"{order['side']} {order['contracts']}" + (" RO" if order["reduce_only"] else "")
+        )
+        table.add_row(
+            group["name"],
+            group["exposure_usd"] or "?",
+            group["target_contracts"] or "?",
+            group["hedge_contracts"] or "?",
+            group["pending_contracts"] or "?",
+            order_text,
+            group["reason"],
+        )
+    Console().print(table)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

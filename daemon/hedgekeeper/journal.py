@@ -1,0 +1,445 @@
+"""The journal: an SQLite database (WAL) in the state directory.
+
+It holds what must survive a restart: cycles, decisions, every order (written
+*before* it is sent), fills, the trading state, the order sequence, and the
+paper venue's positions and orders. The schema is versioned with
+``PRAGMA user_version``; a newer schema than this code knows is refused.
+
+Writes that matter commit with ``synchronous=FULL`` so an order journaled before
+a crash is still there after it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from hedgekeeper.exceptions import JournalError
+from hedgekeeper.model import OrderInfo, OrderRequest, OrderStatus, OrderType, Side, TradingState
+
+__all__ = ["SCHEMA_VERSION", "Journal", "JournaledOrder"]
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE cycles (
+    id INTEGER PRIMARY KEY, started_at REAL NOT NULL, finished_at REAL,
+    status TEXT, summary TEXT
+);
+CREATE TABLE decisions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, cycle INTEGER NOT NULL, group_name TEXT NOT NULL,
+    at REAL NOT NULL, action TEXT NOT NULL, reason TEXT NOT NULL, detail TEXT NOT NULL
+);
+CREATE INDEX decisions_group ON decisions (group_name, id);
+CREATE TABLE orders (
+    client_order_id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE,
+    group_name TEXT NOT NULL, account TEXT NOT NULL, symbol TEXT NOT NULL,
+    side TEXT NOT NULL, amount TEXT NOT NULL, order_type TEXT NOT NULL, price TEXT,
+    reduce_only INTEGER NOT NULL, post_only INTEGER NOT NULL, status TEXT NOT NULL,
+    filled TEXT NOT NULL DEFAULT '0', average_price TEXT, exchange_order_id TEXT,
+    reason TEXT NOT NULL, cycle INTEGER, created_at REAL NOT NULL, updated_at REAL NOT NULL
+);
+CREATE INDEX orders_status ON orders (status);
+CREATE TABLE fills (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, client_order_id TEXT NOT NULL,
+    account TEXT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL,
+    amount TEXT NOT NULL, price TEXT, fee_usd TEXT NOT NULL, at REAL NOT NULL
+);
+CREATE TABLE operator_actions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, action TEXT NOT NULL,
+    source TEXT NOT NULL, detail TEXT NOT NULL
+);
+CREATE TABLE paper_positions (
+    account TEXT NOT NULL, symbol TEXT NOT NULL, contracts TEXT NOT NULL,
+    PRIMARY KEY (account, symbol)
+);
+CREATE TABLE paper_orders (
+    account TEXT NOT NULL, client_order_id TEXT NOT NULL, info TEXT NOT NULL,
+    PRIMARY KEY (account, client_order_id)
+);
+"""
+
+#: Orders whose outcome is not final: they count as pending hedge.
+UNRESOLVED = (OrderStatus.NEW, OrderStatus.SENT, OrderStatus.UNKNOWN, OrderStatus.OPEN)
+
+
+@dataclass(frozen=True, slots=True)
+class JournaledOrder:
+    """An order as the journal knows it."""
+
+    request: OrderRequest
+    seq: int
+    group: str
+    account: str
+    status: OrderStatus
+    filled: Decimal
+    average_price: Decimal | None
+    exchange_order_id: str | None
+    reason: str
+    cycle: int | None
+
+
+def _dec(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+class Journal:
+    """The daemon's durable memory; see the module docstring."""
+
+    def __init__(self, path: Path | None) -> None:
+        """Open (creating if needed) the journal at ``path``; ``None`` keeps it in memory."""
+        self.path = path
+        try:
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(
+                str(path) if path is not None else ":memory:", isolation_level=None
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._migrate()
+        except sqlite3.Error as error:
+            raise JournalError(f"cannot open journal {path}: {error}") from error
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
+            return
+        if version > SCHEMA_VERSION:
+            raise JournalError(
+                f"journal schema {version} is newer than this hedgekeeper knows ({SCHEMA_VERSION})"
+            )
+        # Schema 0 is a new file. (Future versions add their upgrade steps here.)
+        # executescript commits by itself, so the whole script is one transaction.
+        self._db.executescript(
+            f"BEGIN IMMEDIATE;{_SCHEMA}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;"
+        )
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic write: ``BEGIN IMMEDIATE`` … ``COMMIT`` (or rollback on error)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        """Checkpoint and close the database."""
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            self._db.close()
+
+    # -- key/value state ---------------------------------------------------------------
+
+    def _get(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _put(self, db: sqlite3.Connection, key: str, value: str) -> None:
+        db.execute(
+            "INSERT INTO kv (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def trading_state(self) -> TradingState:
+        """The persisted trading state (``ACTIVE`` when never set)."""
+        value = self._get("trading_state")
+        return TradingState(value) if value else TradingState.ACTIVE
+
+    def set_trading_state(self, state: TradingState, source: str, reason: str) -> None:
+        """Persist a trading-state change and who made it."""
+        with self.transaction() as db:
+            self._put(db, "trading_state", state.value)
+            db.execute(
+                "INSERT INTO operator_actions (at, action, source, detail) VALUES (?, ?, ?, ?)",
+                (time.time(), f"state:{state.value}", source, reason),
+            )
+
+    def record_action(self, action: str, source: str, detail: str) -> None:
+        """Note an operator or guard action (halt, resume, flatten, …)."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO operator_actions (at, action, source, detail) VALUES (?, ?, ?, ?)",
+                (time.time(), action, source, detail),
+            )
+
+    # -- cycles and decisions -------------------------------------------------------------
+
+    def begin_cycle(self) -> int:
+        """Start a cycle record and return its number."""
+        with self.transaction() as db:
+            cursor = db.execute("INSERT INTO cycles (started_at) VALUES (?)", (time.time(),))
+            return int(cursor.lastrowid or 0)
+
+    def finish_cycle(
+        self,
+        cycle: int,
+        status: str,
+        summary: dict[str, Any],
+        decisions: Sequence[tuple[str, str, str, dict[str, Any]]],
+    ) -> None:
+        """Close a cycle with its summary and its decisions (group, action, reason, detail)."""
+        now = time.time()
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO decisions (cycle, group_name, at, action, reason, detail) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(cycle, g, now, a, r, json.dumps(d, default=str)) for g, a, r, d in decisions],
+            )
+            db.execute(
+                "UPDATE cycles SET finished_at = ?, status = ?, summary = ? WHERE id = ?",
+                (now, status, json.dumps(summary, default=str), cycle),
+            )
+
+    def last_cycle(self) -> dict[str, Any] | None:
+        """The latest finished cycle, or ``None``."""
+        row = self._db.execute(
+            "SELECT id, started_at, finished_at, status, summary FROM cycles "
+            "WHERE finished_at IS NOT NULL ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        return {
+            "cycle": row[0],
+            "started_at": row[1],
+            "finished_at": row[2],
+            "status": row[3],
+            "summary": json.loads(row[4] or "{}"),
+        }
+
+    def decisions(self, group: str | None = None) -> list[dict[str, Any]]:
+        """Every decision, oldest first (optionally for one group)."""
+        sql = "SELECT cycle, group_name, at, action, reason, detail FROM decisions"
+        args: tuple[str, ...] = ()
+        if group is not None:
+            sql += " WHERE group_name = ?"
+            args = (group,)
+        return [
+            {"cycle": c, "group": g, "at": at, "action": a, "reason": r, **json.loads(d)}
+            for c, g, at, a, r, d in self._db.execute(sql + " ORDER BY id", args)
+        ]
+
+    # -- orders -----------------------------------------------------------------------------
+
+    def new_order(
+        self,
+        *,
+        instance: str,
+        group_code: str,
+        group: str,
+        account: str,
+        symbol: str,
+        side: Side,
+        amount: Decimal,
+        order_type: OrderType,
+        price: Decimal | None,
+        reduce_only: bool,
+        post_only: bool,
+        reason: str,
+        cycle: int | None,
+        time_in_force: str | None = None,
+    ) -> OrderRequest:
+        """Allocate the next client order id and journal the order as ``NEW``, durably.
+
+        The id is ``{instance}{group_code}{seq:010d}``: alphanumeric, at most 28
+        characters, unique for this instance, and the sequence never repeats because
+        it is taken from the same transaction that writes the order.
+        """
+        now = time.time()
+        with self.transaction() as db:
+            row = db.execute("SELECT MAX(seq) FROM orders").fetchone()
+            seq = int(row[0] or 0) + 1
+            client_order_id = f"{instance}{group_code}{seq:010d}"
+            db.execute(
+                "INSERT INTO orders (client_order_id, seq, group_name, account, symbol, side, "
+                "amount, order_type, price, reduce_only, post_only, status, reason, cycle, "
+                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    client_order_id, seq, group, account, symbol, side.value, str(amount),
+                    order_type.value, None if price is None else str(price), int(reduce_only),
+                    int(post_only), OrderStatus.NEW.value, reason, cycle, now, now,
+                ),
+            )  # fmt: skip
+        return OrderRequest(
+            client_order_id=client_order_id,
+            symbol=symbol,
+            side=side,
+            amount=amount,
+            order_type=order_type,
+            price=price,
+            reduce_only=reduce_only,
+            post_only=post_only,
+            time_in_force=time_in_force,
+        )
+
+    def update_order(
+        self,
+        client_order_id: str,
+        status: OrderStatus,
+        *,
+        filled: Decimal | None = None,
+        average_price: Decimal | None = None,
+        exchange_order_id: str | None = None,
+    ) -> None:
+        """Record an order's new status (and fill progress when known)."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE orders SET status = ?, filled = COALESCE(?, filled), "
+                "average_price = COALESCE(?, average_price), "
+                "exchange_order_id = COALESCE(?, exchange_order_id), updated_at = ? "
+                "WHERE client_order_id = ?",
+                (
+                    status.value,
+                    None if filled is None else str(filled),
+                    None if average_price is None else str(average_price),
+                    exchange_order_id,
+                    time.time(),
+                    client_order_id,
+                ),
+            )
+
+    def record_fill(
+        self, order: JournaledOrder, amount: Decimal, price: Decimal | None, fee_usd: Decimal
+    ) -> None:
+        """Record a fill (a slice of an order that traded)."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO fills (client_order_id, account, symbol, side, amount, price, "
+                "fee_usd, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    order.request.client_order_id, order.account, order.request.symbol,
+                    order.request.side.value, str(amount), None if price is None else str(price),
+                    str(fee_usd), time.time(),
+                ),
+            )  # fmt: skip
+
+    def _orders(self, where: str, args: tuple[Any, ...]) -> list[JournaledOrder]:
+        rows = self._db.execute(
+            "SELECT client_order_id, seq, group_name, account, symbol, side, amount, order_type, "
+            "price, reduce_only, post_only, status, filled, average_price, exchange_order_id, "
+            f"reason, cycle FROM orders {where} ORDER BY seq",
+            args,
+        ).fetchall()
+        return [
+            JournaledOrder(
+                request=OrderRequest(
+                    client_order_id=r[0],
+                    symbol=r[4],
+                    side=Side(r[5]),
+                    amount=Decimal(r[6]),
+                    order_type=OrderType(r[7]),
+                    price=_dec(r[8]),
+                    reduce_only=bool(r[9]),
+                    post_only=bool(r[10]),
+                ),
+                seq=r[1],
+                group=r[2],
+                account=r[3],
+                status=OrderStatus(r[11]),
+                filled=Decimal(r[12]),
+                average_price=_dec(r[13]),
+                exchange_order_id=r[14],
+                reason=r[15],
+                cycle=r[16],
+            )  # fmt: skip
+            for r in rows
+        ]
+
+    def orders(self, group: str | None = None) -> list[JournaledOrder]:
+        """Every journaled order, oldest first."""
+        if group is None:
+            return self._orders("", ())
+        return self._orders("WHERE group_name = ?", (group,))
+
+    def unresolved_orders(self) -> list[JournaledOrder]:
+        """Orders whose outcome is not final (new, sent, unknown, open)."""
+        marks = ",".join("?" for _ in UNRESOLVED)
+        return self._orders(f"WHERE status IN ({marks})", tuple(s.value for s in UNRESOLVED))
+
+    def order(self, client_order_id: str) -> JournaledOrder | None:
+        """One order by client id."""
+        found = self._orders("WHERE client_order_id = ?", (client_order_id,))
+        return found[0] if found else None
+
+    def fills(self) -> list[dict[str, Any]]:
+        """Every fill, oldest first."""
+        cols = ("client_order_id", "account", "symbol", "side", "amount", "price", "fee_usd", "at")
+        rows = self._db.execute(f"SELECT {', '.join(cols)} FROM fills ORDER BY id").fetchall()
+        return [dict(zip(cols, row, strict=True)) for row in rows]
+
+    # -- the paper venue's own book ---------------------------------------------------------
+
+    def paper_positions(self, account: str) -> dict[str, Decimal]:
+        """Paper position offsets of one account, symbol -> signed contracts."""
+        rows = self._db.execute(
+            "SELECT symbol, contracts FROM paper_positions WHERE account = ?", (account,)
+        )
+        return {symbol: Decimal(contracts) for symbol, contracts in rows}
+
+    def paper_order(self, account: str, client_order_id: str) -> OrderInfo | None:
+        """A paper order's final state, or ``None`` if the paper venue never saw it."""
+        row = self._db.execute(
+            "SELECT info FROM paper_orders WHERE account = ? AND client_order_id = ?",
+            (account, client_order_id),
+        ).fetchone()
+        if row is None:
+            return None
+        data = json.loads(row[0])
+        return OrderInfo(
+            client_order_id=data["client_order_id"],
+            symbol=data["symbol"],
+            side=Side(data["side"]),
+            amount=Decimal(data["amount"]),
+            status=OrderStatus(data["status"]),
+            filled=Decimal(data["filled"]),
+            average_price=_dec(data["average_price"]),
+            fee_usd=Decimal(data["fee_usd"]),
+            exchange_order_id=data["exchange_order_id"],
+            reduce_only=data["reduce_only"],
+        )
+
+    def paper_fill(self, account: str, info: OrderInfo, position_delta: Decimal) -> None:
+        """Atomically move a paper position and store the paper order that moved it."""
+        data = {
+            "client_order_id": info.client_order_id,
+            "symbol": info.symbol,
+            "side": info.side.value,
+            "amount": str(info.amount),
+            "status": info.status.value,
+            "filled": str(info.filled),
+            "average_price": None if info.average_price is None else str(info.average_price),
+            "fee_usd": str(info.fee_usd),
+            "exchange_order_id": info.exchange_order_id,
+            "reduce_only": info.reduce_only,
+        }
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO paper_positions (account, symbol, contracts) VALUES (?, ?, ?) "
+                "ON CONFLICT(account, symbol) DO UPDATE SET contracts = ?",
+                (
+                    account,
+                    info.symbol,
+                    str(position_delta),
+                    str(
+                        self.paper_positions(account).get(info.symbol, Decimal(0)) + position_delta
+                    ),
+                ),
+            )
+            db.execute(
+                "INSERT INTO paper_orders (account, client_order_id, info) VALUES (?, ?, ?)",
+                (account, info.client_order_id, json.dumps(data)),
+            )

@@ -1,0 +1,246 @@
+"""Domain types shared by the core and the shell.
+
+Everything here is immutable and uses :class:`~decimal.Decimal` for quantities,
+prices and money. Conversions from exchange floats happen at the venue boundary.
+
+Sign conventions used throughout:
+
+* a *position* is signed contracts: negative is short;
+* the *hedge* of a group is the short side as a positive number of contracts;
+* *pending* hedge is the signed effect of our working orders on the hedge:
+  a working sell adds, a working buy subtracts.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+__all__ = [
+    "STABLECOINS",
+    "Balances",
+    "GroupSpec",
+    "HedgeTarget",
+    "MarketKind",
+    "MarketSpec",
+    "Mode",
+    "OrderInfo",
+    "OrderIntent",
+    "OrderRequest",
+    "OrderStatus",
+    "OrderType",
+    "Plan",
+    "Position",
+    "Quote",
+    "Side",
+    "TradingState",
+]
+
+#: Assets valued at exactly 1 USD without asking a venue.
+STABLECOINS = frozenset({"USD", "USDT", "USDC", "FDUSD", "BUSD", "DAI", "TUSD", "USDE"})
+
+
+class Mode(enum.StrEnum):
+    """How orders reach a market: paper fills, a test environment, or for real."""
+
+    DRY_RUN = "dry-run"
+    TESTNET = "testnet"
+    LIVE = "live"
+
+
+class TradingState(enum.StrEnum):
+    """What the daemon may do: everything, only trims, or only cancels."""
+
+    ACTIVE = "ACTIVE"
+    REDUCING = "REDUCING"
+    HALTED = "HALTED"
+
+
+class Side(enum.StrEnum):
+    """Order side; a hedge is opened by selling and trimmed by buying."""
+
+    BUY = "buy"
+    SELL = "sell"
+
+
+class OrderType(enum.StrEnum):
+    """Order types the daemon sends."""
+
+    MARKET = "market"
+    LIMIT = "limit"
+
+
+class MarketKind(enum.StrEnum):
+    """Linear contracts are margined in the quote; inverse ones in the base asset."""
+
+    LINEAR = "linear"
+    INVERSE = "inverse"
+    SPOT = "spot"
+
+
+class OrderStatus(enum.StrEnum):
+    """Life of an order as the daemon tracks it (see ``execution`` for the transitions)."""
+
+    NEW = "new"  # journaled, not yet sent
+    SENT = "sent"  # request in flight
+    UNKNOWN = "unknown"  # outcome not known: resolve by look-up, never by resending
+    OPEN = "open"  # working at the venue (possibly partly filled)
+    FILLED = "filled"
+    CANCELED = "canceled"  # canceled or expired, possibly after a partial fill
+    REJECTED = "rejected"  # definitively refused by the venue
+
+
+@dataclass(frozen=True, slots=True)
+class MarketSpec:
+    """A tradable instrument, normalised across exchanges.
+
+    ``contract_size`` is base units per contract for linear contracts and USD per
+    contract for inverse ones. ``amount_step`` and ``min_amount`` are in contracts,
+    ``min_notional`` in USD.
+    """
+
+    symbol: str
+    kind: MarketKind
+    base: str
+    quote: str
+    settle: str | None
+    contract_size: Decimal
+    amount_step: Decimal
+    min_amount: Decimal = Decimal(0)
+    min_notional: Decimal = Decimal(0)
+    price_step: Decimal | None = None
+
+    def contract_value_usd(self, price: Decimal) -> Decimal:
+        """USD value of one contract at ``price``."""
+        if self.kind is MarketKind.INVERSE:
+            return self.contract_size
+        return self.contract_size * price
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """Top of book and reference prices for one symbol, at one time."""
+
+    symbol: str
+    bid: Decimal | None
+    ask: Decimal | None
+    last: Decimal | None
+    mark: Decimal | None = None
+    index: Decimal | None = None
+    timestamp: float = 0.0
+
+    @property
+    def reference(self) -> Decimal | None:
+        """The price used for valuation: mark, else mid, else last."""
+        if self.mark is not None:
+            return self.mark
+        if self.bid is not None and self.ask is not None:
+            return (self.bid + self.ask) / 2
+        return self.last
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A futures position in signed contracts (negative = short)."""
+
+    symbol: str
+    contracts: Decimal
+    entry_price: Decimal | None = None
+    liquidation_price: Decimal | None = None
+    margin_ratio: Decimal | None = None
+
+
+#: Spot holdings of one account: asset -> total (free + used).
+Balances = Mapping[str, Decimal]
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """An order as sent to a venue; amounts in contracts."""
+
+    client_order_id: str
+    symbol: str
+    side: Side
+    amount: Decimal
+    order_type: OrderType = OrderType.MARKET
+    price: Decimal | None = None
+    reduce_only: bool = False
+    post_only: bool = False
+    time_in_force: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderInfo:
+    """What a venue says about one order."""
+
+    client_order_id: str
+    symbol: str
+    side: Side
+    amount: Decimal
+    status: OrderStatus
+    filled: Decimal = Decimal(0)
+    average_price: Decimal | None = None
+    fee_usd: Decimal = Decimal(0)
+    exchange_order_id: str | None = None
+    reduce_only: bool = False
+    price: Decimal | None = None
+
+    @property
+    def remaining(self) -> Decimal:
+        """Contracts not yet filled."""
+        return self.amount - self.filled
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSpec:
+    """The core's view of one hedge group (built from the configuration)."""
+
+    name: str
+    assets: Mapping[str, Decimal]  # asset -> beta
+    spot_accounts: tuple[str, ...]
+    extra_holdings: Mapping[str, Decimal]
+    instrument: str
+    hedge_account: str
+    ratio: Decimal
+    tolerance: Decimal = Decimal("0.02")
+    max_ratio: Decimal = Decimal(1)
+
+
+@dataclass(frozen=True, slots=True)
+class HedgeTarget:
+    """Where the hedge should be, and why."""
+
+    exposure_usd: Decimal
+    target_notional_usd: Decimal
+    price: Decimal
+    contract_value_usd: Decimal
+    raw_contracts: Decimal  # unrounded target, short as positive
+    cap_contracts: Decimal  # max_ratio x exposure, rounded down to the step
+
+
+@dataclass(frozen=True, slots=True)
+class OrderIntent:
+    """An order the plan wants; the guard may shrink or block it."""
+
+    group: str
+    symbol: str
+    side: Side
+    contracts: Decimal
+    reduce_only: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The outcome of planning one group: a target, zero or one intent, a reason."""
+
+    group: str
+    target: HedgeTarget
+    target_contracts: Decimal  # rounded target the plan steers to
+    hedge_contracts: Decimal  # current short, positive
+    pending_contracts: Decimal  # signed effect of working orders on the hedge
+    intent: OrderIntent | None
+    reason: str
+    notes: tuple[str, ...] = field(default=())

@@ -1,0 +1,374 @@
+"""Configuration: a TOML file, overridden by secret files, overridden by the environment.
+
+Precedence, highest first:
+
+1. environment variables ``HEDGEKEEPER_<FIELD>``, nested with ``__``
+   (``HEDGEKEEPER_ACCOUNTS__BINANCE__SECRET``);
+2. files in the secrets directory (``HEDGEKEEPER_SECRETS_DIR``, else systemd's
+   ``$CREDENTIALS_DIRECTORY``), named like the variables, with or without the
+   ``HEDGEKEEPER_`` prefix, case-insensitive (``accounts__binance__secret``);
+3. the TOML file given with ``--config``.
+
+Validation is strict: unknown keys, wrong types, out-of-range values and
+references to unknown accounts or instruments fail with the field's path.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    NestedSecretsSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from hedgekeeper.exceptions import ConfigError
+from hedgekeeper.model import GroupSpec, Mode
+
+__all__ = [
+    "AccountSettings",
+    "HedgeSettings",
+    "LogSettings",
+    "PaperSettings",
+    "Settings",
+    "SimSettings",
+    "client_id_code",
+    "load_settings",
+    "redacted",
+]
+
+PositiveDecimal = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
+NonNegativeDecimal = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
+Ratio = Annotated[Decimal, Field(ge=0, le=3, allow_inf_nan=False)]
+AssetName = Annotated[str, Field(pattern=r"^[A-Z0-9]{1,20}$")]
+
+_CONFIG_FILE: ContextVar[Path | None] = ContextVar("hedgekeeper_config_file", default=None)
+
+
+class _Strict(BaseModel):
+    """Base of every section: unknown keys are an error, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SimSettings(_Strict):
+    """The offline simulated venue (``exchange = "sim"``)."""
+
+    prices: dict[AssetName, PositiveDecimal] = Field(description="asset -> starting USD price")
+    balances: dict[AssetName, NonNegativeDecimal] = Field(default_factory=dict)
+    contract_sizes: dict[AssetName, PositiveDecimal] = Field(
+        default_factory=dict, description="linear perps {ASSET}/USDT:USDT: base per contract"
+    )
+    inverse: dict[AssetName, PositiveDecimal] = Field(
+        default_factory=dict, description="inverse perps {ASSET}/USD:{ASSET}: USD per contract"
+    )
+    positions: dict[str, Decimal] = Field(
+        default_factory=dict, description="symbol -> signed contracts at start"
+    )
+    volatility: NonNegativeDecimal = Field(Decimal(0), description="annualised, e.g. 0.6")
+    seed: int = 0
+    speed: PositiveDecimal = Field(
+        Decimal(1), description="simulated market seconds per wall-clock second"
+    )
+    spread_bps: NonNegativeDecimal = Decimal(2)
+    min_notional: NonNegativeDecimal = Field(Decimal(5), description="USD, linear perps")
+
+    @model_validator(mode="after")
+    def _known_assets(self) -> SimSettings:
+        for section in ("contract_sizes", "inverse"):
+            for asset in getattr(self, section):
+                if asset not in self.prices:
+                    raise ValueError(f"{section}.{asset}: no price for {asset} in prices")
+        symbols = set(self.symbols())
+        for symbol in self.positions:
+            if symbol not in symbols:
+                raise ValueError(
+                    f"positions: unknown instrument {symbol!r}; known: {sorted(symbols)}"
+                )
+        return self
+
+    def symbols(self) -> Iterator[str]:
+        """Every perpetual the simulated venue lists."""
+        for asset in self.contract_sizes:
+            yield f"{asset}/USDT:USDT"
+        for asset in self.inverse:
+            yield f"{asset}/USD:{asset}"
+
+
+class AccountSettings(_Strict):
+    """One account at one exchange (``sim`` or a ccxt exchange id)."""
+
+    exchange: Annotated[str, Field(pattern=r"^[a-z0-9_]+$")]
+    sim: SimSettings | None = None
+    api_key: SecretStr | None = None
+    secret: SecretStr | None = None
+    password: SecretStr | None = None
+    testnet_api_key: SecretStr | None = None
+    testnet_secret: SecretStr | None = None
+    testnet_password: SecretStr | None = None
+    testnet_environment: Literal["testnet", "demo"] = Field(
+        "testnet", description="Bybit: its testnet or its demo trading"
+    )
+    api_host: Annotated[str, Field(pattern=r"^https?://[^/]+$")] | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    timeout_ms: Annotated[int, Field(ge=1000, le=120000)] = 10000
+    allow_withdraw_permission: bool = False
+
+    @model_validator(mode="after")
+    def _sim_section(self) -> AccountSettings:
+        if self.exchange == "sim" and self.sim is None:
+            raise ValueError("exchange 'sim' needs a [accounts.<name>.sim] section")
+        if self.exchange != "sim" and self.sim is not None:
+            raise ValueError(f"a sim section only goes with exchange 'sim', not {self.exchange!r}")
+        return self
+
+
+class HedgeSettings(_Strict):
+    """One hedge group: holdings (with betas) hedged by one instrument on one account."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")]
+    assets: dict[AssetName, Annotated[Decimal, Field(ge=-10, le=10, allow_inf_nan=False)]]
+    spot_accounts: list[str] = Field(default_factory=list)
+    extra_holdings: dict[AssetName, NonNegativeDecimal] = Field(default_factory=dict)
+    instrument: str
+    hedge_account: str
+    ratio: Ratio
+    tolerance: Annotated[Decimal, Field(ge=0, le=Decimal("0.5"))] = Decimal("0.02")
+    max_ratio: Annotated[Decimal, Field(gt=0, le=3)] = Decimal(1)
+    price_account: str | None = Field(
+        None, description="account whose spot tickers price the assets (default hedge_account)"
+    )
+    quote: AssetName = Field("USDT", description="assets are priced as {ASSET}/{quote}")
+
+    @field_validator("assets")
+    @classmethod
+    def _some_assets(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
+        if not value:
+            raise ValueError("a hedge needs at least one asset")
+        return value
+
+    @model_validator(mode="after")
+    def _ratio_under_cap(self) -> HedgeSettings:
+        if self.ratio > self.max_ratio:
+            raise ValueError(f"ratio {self.ratio} is above max_ratio {self.max_ratio}")
+        return self
+
+    def spec(self) -> GroupSpec:
+        """The core's view of this group."""
+        return GroupSpec(
+            name=self.name,
+            assets=dict(self.assets),
+            spot_accounts=tuple(self.spot_accounts),
+            extra_holdings=dict(self.extra_holdings),
+            instrument=self.instrument,
+            hedge_account=self.hedge_account,
+            ratio=self.ratio,
+            tolerance=self.tolerance,
+            max_ratio=self.max_ratio,
+        )
+
+
+class PaperSettings(_Strict):
+    """The dry-run fill model."""
+
+    taker_fee: Annotated[Decimal, Field(ge=0, le=Decimal("0.01"))] = Decimal("0.0005")
+    slippage_bps: Annotated[Decimal, Field(ge=0, le=500)] = Decimal(1)
+
+
+class LogSettings(_Strict):
+    """Log level and format (``auto``: console on a terminal, JSON lines otherwise)."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+def client_id_code(group_name: str) -> str:
+    """The group's part of a client order id: alphanumerics of its name, at most 10."""
+    return re.sub(r"[^A-Za-z0-9]", "", group_name)[:10]
+
+
+class Settings(BaseSettings):
+    """The whole configuration of one daemon instance."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HEDGEKEEPER_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        case_sensitive=False,
+    )
+
+    mode: Mode = Mode.DRY_RUN
+    instance: Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,8}$")] = Field(
+        "hk", description="prefix of our client order ids; unique per daemon on an account"
+    )
+    poll_interval: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    state_dir: Path | None = None
+    accounts: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")], AccountSettings]
+    hedges: list[HedgeSettings]
+    paper: PaperSettings = PaperSettings()
+    log: LogSettings = LogSettings()
+
+    @model_validator(mode="after")
+    def _references(self) -> Settings:
+        names: set[str] = set()
+        codes: dict[str, str] = {}
+        for hedge in self.hedges:
+            if hedge.name in names:
+                raise ValueError(f"hedges: duplicate name {hedge.name!r}")
+            names.add(hedge.name)
+            code = client_id_code(hedge.name)
+            for other_name, other in codes.items():
+                if code.startswith(other) or other.startswith(code):
+                    raise ValueError(
+                        f"hedges: names {other_name!r} and {hedge.name!r} give clashing "
+                        f"client order id codes {other!r}/{code!r}; rename one"
+                    )
+            codes[hedge.name] = code
+            for field_name in ("hedge_account", "price_account"):
+                account = getattr(hedge, field_name)
+                if account is not None and account not in self.accounts:
+                    raise ValueError(
+                        f"hedges[{hedge.name}].{field_name}: unknown account {account!r}; "
+                        f"known: {sorted(self.accounts)}"
+                    )
+            for account in hedge.spot_accounts:
+                if account not in self.accounts:
+                    raise ValueError(
+                        f"hedges[{hedge.name}].spot_accounts: unknown account {account!r}; "
+                        f"known: {sorted(self.accounts)}"
+                    )
+            sim = self.accounts[hedge.hedge_account].sim
+            if sim is not None and hedge.instrument not in set(sim.symbols()):
+                raise ValueError(
+                    f"hedges[{hedge.name}].instrument: {hedge.instrument!r} is not listed by "
+                    f"sim account {hedge.hedge_account!r}; it lists {sorted(sim.symbols())}"
+                )
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment over secret files over the TOML file (no ``.env`` files)."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        secrets_dir = _secrets_dir()
+        if secrets_dir is not None:
+            sources.append(_PrefixOptionalSecrets(settings_cls, secrets_dir))
+        config_file = _CONFIG_FILE.get()
+        if config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    def group_specs(self) -> list[GroupSpec]:
+        """The core's view of every hedge group."""
+        return [hedge.spec() for hedge in self.hedges]
+
+
+def _secrets_dir() -> Path | None:
+    raw = os.environ.get("HEDGEKEEPER_SECRETS_DIR") or os.environ.get("CREDENTIALS_DIRECTORY")
+    return Path(raw) if raw else None
+
+
+class _PrefixOptionalSecrets(PydanticBaseSettingsSource):
+    """Secret files named with or without the ``HEDGEKEEPER_`` prefix.
+
+    systemd's ``LoadCredential=`` names are chosen by the operator; accepting both
+    spellings keeps the unit file short (``LoadCredential=accounts__binance__secret:…``).
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], secrets_dir: Path) -> None:
+        super().__init__(settings_cls)
+        self._sources = [
+            NestedSecretsSettingsSource(
+                file_secret_settings=settings_cls,  # type: ignore[arg-type]
+                secrets_dir=secrets_dir,
+                secrets_dir_missing="error",
+                secrets_prefix=prefix,
+                secrets_nested_delimiter="__",
+                secrets_case_sensitive=False,
+            )
+            for prefix in ("", "HEDGEKEEPER_")
+        ]
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        for source in self._sources:
+            _deep_merge(merged, source())
+        return merged
+
+
+def _deep_merge(into: dict[str, Any], other: Mapping[str, Any]) -> None:
+    for key, value in other.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            _deep_merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def _format_errors(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        path = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = item["msg"].removeprefix("Value error, ")
+        value = item.get("input")
+        hide = isinstance(value, dict | list) or path.endswith(tuple(_SECRET_FIELDS))
+        shown = "" if hide else f" (got {value!r})"
+        lines.append(f"{path}: {message}{shown}")
+    return "\n".join(lines)
+
+
+def load_settings(config_file: Path | None, **overrides: Any) -> Settings:
+    """Read and validate the configuration; raise :class:`ConfigError` with field paths."""
+    if config_file is not None and not config_file.is_file():
+        raise ConfigError(f"config file not found: {config_file}")
+    token = _CONFIG_FILE.set(config_file)
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise ConfigError(_format_errors(error)) from None
+    except (OSError, ValueError) as error:  # unreadable TOML or secrets directory
+        raise ConfigError(f"cannot read configuration: {error}") from None
+    finally:
+        _CONFIG_FILE.reset(token)
+
+
+def redacted(settings: Settings) -> dict[str, Any]:
+    """The effective configuration as plain data, every secret replaced by ``'***'``."""
+    data: dict[str, Any] = settings.model_dump(mode="json")
+    for account in data.get("accounts", {}).values():
+        for key in list(account):
+            if key in _SECRET_FIELDS and account[key] is not None:
+                account[key] = "***"
+    return data
+
+
+_SECRET_FIELDS = frozenset(
+    {"api_key", "secret", "password", "testnet_api_key", "testnet_secret", "testnet_password"}
+)

@@ -1,0 +1,71 @@
+"""The venue port: what the engine needs from any market, real or simulated.
+
+Adapters (``ccxt_venue``, ``sim``, ``paper``) implement :class:`Venue`. Every
+method speaks domain types (:mod:`hedgekeeper.model`), raises only
+:mod:`hedgekeeper.exceptions`, and converts numbers to ``Decimal`` itself.
+
+Request economy: the engine calls each read once per account per cycle with all
+the symbols it needs, so an adapter should batch (one request per call).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Protocol, runtime_checkable
+
+from hedgekeeper.model import Balances, MarketSpec, OrderInfo, OrderRequest, Position, Quote
+
+__all__ = ["Venue", "to_decimal"]
+
+
+def to_decimal(value: object) -> Decimal:
+    """Convert an exchange number (float, int, str) to ``Decimal`` without binary noise."""
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"not a number: {value!r}")
+    return Decimal(str(value))
+
+
+@runtime_checkable
+class Venue(Protocol):
+    """One account at one market place."""
+
+    name: str
+
+    async def load_markets(self, symbols: Iterable[str]) -> dict[str, MarketSpec]:
+        """Load and normalise the given symbols; unknown ones are simply absent."""
+        ...
+
+    async def fetch_balances(self) -> Balances:
+        """Spot holdings, asset -> free + used."""
+        ...
+
+    async def fetch_positions(self, symbols: Iterable[str]) -> dict[str, Position]:
+        """Positions for the symbols; a symbol with no position maps to 0 contracts."""
+        ...
+
+    async def fetch_quotes(self, symbols: Iterable[str]) -> dict[str, Quote]:
+        """Quotes for the symbols, in one batch where the venue allows it."""
+        ...
+
+    async def fetch_open_orders(self, symbols: Iterable[str], prefix: str) -> list[OrderInfo]:
+        """Our working orders: those whose client order id starts with ``prefix``."""
+        ...
+
+    async def submit_order(self, request: OrderRequest) -> OrderInfo:
+        """Send an order; raises ``UnknownOutcomeError`` when the outcome is not known."""
+        ...
+
+    async def cancel_order(self, symbol: str, client_order_id: str) -> OrderInfo | None:
+        """Cancel by client id; returns the final state, or ``None`` if the venue has no such order."""
+        ...
+
+    async def fetch_order(self, symbol: str, client_order_id: str) -> OrderInfo | None:
+        """Look an order up by client id; ``None`` when the venue never saw it."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...

@@ -1,0 +1,236 @@
+"""The ``sim`` venue: an offline market declared in the configuration.
+
+Prices stand still or follow a seeded geometric random walk with the given
+annualised volatility. The path takes one step per wall-clock second, each
+step covering ``speed`` simulated seconds, so a seed gives the same path
+whatever the poll interval. Spot markets
+``{ASSET}/USDT`` exist for every priced asset; linear perps ``{ASSET}/USDT:USDT``
+for each ``contract_sizes`` entry (step 1 contract); inverse perps
+``{ASSET}/USD:{ASSET}`` for each ``inverse`` entry.
+
+The venue fills orders at the top of book (so tests can trade on it directly);
+in ``dry-run`` the engine wraps it in the ``paper`` venue, which never calls
+``submit_order`` here.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+
+from hedgekeeper.exceptions import OrderRejectedError, RetryableReadError
+from hedgekeeper.model import (
+    Balances,
+    MarketKind,
+    MarketSpec,
+    OrderInfo,
+    OrderRequest,
+    OrderStatus,
+    Position,
+    Quote,
+    Side,
+)
+from hedgekeeper.settings import SimSettings
+
+__all__ = ["SimVenue"]
+
+_SECONDS_PER_YEAR = 365 * 24 * 3600
+_BPS = Decimal("0.0001")
+
+
+class _PricePath:
+    """A reproducible geometric random walk, one step per wall-clock second.
+
+    Each step covers ``speed`` simulated seconds. Only the running sum is kept:
+    the clock is monotonic, so steps are drawn once, in order.
+    """
+
+    def __init__(self, start: Decimal, volatility: Decimal, speed: Decimal, seed: str) -> None:
+        self._start = float(start)
+        self._sigma = float(volatility) * math.sqrt(float(speed) / _SECONDS_PER_YEAR)
+        self._seed = seed
+        self._rng = random.Random(seed)
+        self._step = 0
+        self._log_move = 0.0
+
+    def at(self, elapsed_seconds: float) -> Decimal:
+        step = int(elapsed_seconds)
+        if self._sigma == 0.0:
+            return Decimal(str(self._start))
+        if step < self._step:  # only if the clock went back: replay from the seed
+            self._rng, self._step, self._log_move = random.Random(self._seed), 0, 0.0
+        while self._step < step:
+            self._log_move += self._sigma * self._rng.gauss(0.0, 1.0) - self._sigma**2 / 2
+            self._step += 1
+        return Decimal(f"{self._start * math.exp(self._log_move):.8g}")
+
+
+class SimVenue:
+    """An offline venue; see the module docstring."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: SimSettings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = name
+        self._settings = settings
+        self._clock = clock
+        self._started = clock()
+        self._paths = {
+            asset: _PricePath(
+                price, settings.volatility, settings.speed, f"{settings.seed}:{asset}"
+            )
+            for asset, price in settings.prices.items()
+        }
+        self._overrides: dict[str, Decimal] = {}
+        self._balances: dict[str, Decimal] = dict(settings.balances)
+        self._positions: dict[str, Decimal] = dict(settings.positions)
+        self._orders: dict[str, OrderInfo] = {}
+        self._markets = self._build_markets()
+        #: Reads that fail until cleared (test hook): "balances", "positions", "quotes".
+        self.failing: set[str] = set()
+
+    # -- test and demo hooks ------------------------------------------------------------
+
+    def set_price(self, asset: str, price: Decimal) -> None:
+        """Pin an asset's price (overrides the random walk)."""
+        self._overrides[asset] = price
+
+    def set_balance(self, asset: str, amount: Decimal) -> None:
+        """Change a spot balance, as a deposit or withdrawal would."""
+        self._balances[asset] = amount
+
+    def set_position(self, symbol: str, contracts: Decimal) -> None:
+        """Change a position behind the daemon's back."""
+        self._positions[symbol] = contracts
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def _build_markets(self) -> dict[str, MarketSpec]:
+        markets: dict[str, MarketSpec] = {}
+        for asset in self._settings.prices:
+            markets[f"{asset}/USDT"] = MarketSpec(
+                f"{asset}/USDT", MarketKind.SPOT, asset, "USDT", None, Decimal(1), Decimal("1e-8")
+            )
+        for asset, size in self._settings.contract_sizes.items():
+            symbol = f"{asset}/USDT:USDT"
+            markets[symbol] = MarketSpec(
+                symbol,
+                MarketKind.LINEAR,
+                asset,
+                "USDT",
+                "USDT",
+                contract_size=size,
+                amount_step=Decimal(1),
+                min_amount=Decimal(1),
+                min_notional=self._settings.min_notional,
+            )
+        for asset, usd in self._settings.inverse.items():
+            symbol = f"{asset}/USD:{asset}"
+            markets[symbol] = MarketSpec(
+                symbol, MarketKind.INVERSE, asset, "USD", asset, usd, Decimal(1), Decimal(1)
+            )
+        return markets
+
+    def price(self, asset: str) -> Decimal:
+        """The asset's current mid price."""
+        if asset in self._overrides:
+            return self._overrides[asset]
+        return self._paths[asset].at(self._clock() - self._started)
+
+    async def load_markets(self, symbols: Iterable[str]) -> dict[str, MarketSpec]:
+        return {s: self._markets[s] for s in symbols if s in self._markets}
+
+    async def fetch_balances(self) -> Balances:
+        if "balances" in self.failing:
+            raise RetryableReadError(f"{self.name}: balances unavailable (simulated)")
+        return dict(self._balances)
+
+    async def fetch_positions(self, symbols: Iterable[str]) -> dict[str, Position]:
+        if "positions" in self.failing:
+            raise RetryableReadError(f"{self.name}: positions unavailable (simulated)")
+        return {
+            s: Position(s, self._positions.get(s, Decimal(0)))
+            for s in symbols
+            if s in self._markets
+        }
+
+    async def fetch_quotes(self, symbols: Iterable[str]) -> dict[str, Quote]:
+        if "quotes" in self.failing:
+            raise RetryableReadError(f"{self.name}: quotes unavailable (simulated)")
+        now = time.time()
+        half_spread = self._settings.spread_bps * _BPS / 2
+        quotes: dict[str, Quote] = {}
+        for symbol in symbols:
+            market = self._markets.get(symbol)
+            if market is None:
+                continue
+            mid = self.price(market.base)
+            quotes[symbol] = Quote(
+                symbol,
+                bid=mid * (1 - half_spread),
+                ask=mid * (1 + half_spread),
+                last=mid,
+                mark=mid if market.kind is not MarketKind.SPOT else None,
+                index=mid,
+                timestamp=now,
+            )
+        return quotes
+
+    async def fetch_open_orders(self, symbols: Iterable[str], prefix: str) -> list[OrderInfo]:
+        wanted = set(symbols)
+        return [
+            o
+            for o in self._orders.values()
+            if o.status is OrderStatus.OPEN
+            and o.symbol in wanted
+            and o.client_order_id.startswith(prefix)
+        ]
+
+    # -- writes ----------------------------------------------------------------------------
+
+    async def submit_order(self, request: OrderRequest) -> OrderInfo:
+        if request.client_order_id in self._orders:
+            raise OrderRejectedError(f"duplicate client order id {request.client_order_id}")
+        market = self._markets.get(request.symbol)
+        if market is None or market.kind is MarketKind.SPOT:
+            raise OrderRejectedError(f"{self.name}: no perpetual {request.symbol!r}")
+        signed = request.amount if request.side is Side.BUY else -request.amount
+        position = self._positions.get(request.symbol, Decimal(0))
+        if request.reduce_only and (
+            position == 0
+            or abs(position + signed) > abs(position)
+            or (position + signed) * position < 0
+        ):
+            raise OrderRejectedError(f"{self.name}: reduce-only order would increase position")
+        quote = (await self.fetch_quotes([request.symbol]))[request.symbol]
+        price = quote.ask if request.side is Side.BUY else quote.bid
+        self._positions[request.symbol] = position + signed
+        info = OrderInfo(
+            request.client_order_id,
+            request.symbol,
+            request.side,
+            request.amount,
+            OrderStatus.FILLED,
+            filled=request.amount,
+            average_price=price,
+            exchange_order_id=f"sim{len(self._orders) + 1}",
+            reduce_only=request.reduce_only,
+        )
+        self._orders[request.client_order_id] = info
+        return info
+
+    async def cancel_order(self, symbol: str, client_order_id: str) -> OrderInfo | None:
+        return self._orders.get(client_order_id)
+
+    async def fetch_order(self, symbol: str, client_order_id: str) -> OrderInfo | None:
+        return self._orders.get(client_order_id)
+
+    async def close(self) -> None:
+        return None
