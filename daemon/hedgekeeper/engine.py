@@ -37,7 +37,7 @@ from hedgekeeper.model import (
     Side,
 )
 from hedgekeeper.risk import check_cap, check_trading_state, guard
-from hedgekeeper.settings import Settings, client_id_code
+from hedgekeeper.settings import Settings, client_id_code, group_code_of
 from hedgekeeper.sizing import compute_target, fmt, plan_group
 from hedgekeeper.venues.base import Venue
 
@@ -266,7 +266,8 @@ class Engine:
         the position shows); venue orders with our group's prefix that the journal
         does not know (orphans) count too, so they cannot be doubled.
         """
-        code = self.settings.instance + client_id_code(group.name)
+        code = client_id_code(group.name)
+        instance = self.settings.instance
         pending = _ZERO
         known: set[str] = set()
         for order in self.executor.unresolved(group.name):
@@ -274,7 +275,9 @@ class Engine:
             remaining = order.request.amount - order.filled
             pending += remaining if order.request.side is Side.SELL else -remaining
         for info in snap.open_orders.get(group.hedge_account) or ():
-            if info.client_order_id in known or not info.client_order_id.startswith(code):
+            if info.client_order_id in known:
+                continue
+            if group_code_of(info.client_order_id, instance) != code:
                 continue
             if info.symbol != group.instrument:
                 continue

@@ -13,6 +13,7 @@ outcomes:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -62,16 +63,17 @@ class Executor:
     def _apply(self, order: JournaledOrder, info: OrderInfo, log: Any) -> None:
         """Record what the venue says about an order: status, new fills."""
         new_fill = info.filled - order.filled
+        # Fees are reported per order; attribute them to the fill that completes it.
+        fee = info.fee_usd if info.filled == new_fill else Decimal(0)
         self.journal.update_order(
             order.request.client_order_id,
             info.status,
             filled=info.filled,
             average_price=info.average_price,
             exchange_order_id=info.exchange_order_id,
+            fill=(order, new_fill, info.average_price, fee) if new_fill > 0 else None,
         )
         if new_fill > 0:
-            fee = info.fee_usd if info.filled == new_fill else Decimal(0)
-            self.journal.record_fill(order, new_fill, info.average_price, fee)
             log.info(
                 "order.filled",
                 group=order.group,
@@ -82,11 +84,12 @@ class Executor:
                 price=None if info.average_price is None else str(info.average_price),
                 fee_usd=str(info.fee_usd),
             )
-        refreshed = self.journal.order(order.request.client_order_id)
-        if info.status in _FINAL or refreshed is None:
+        if info.status in _FINAL:
             self._unresolved.pop(order.request.client_order_id, None)
         else:
-            self._unresolved[order.request.client_order_id] = refreshed
+            self._unresolved[order.request.client_order_id] = replace(
+                order, status=info.status, filled=info.filled
+            )
 
     async def resolve_unresolved(self, log: Any) -> None:
         """Look up every order whose outcome is not final, by its client id."""
@@ -135,9 +138,12 @@ class Executor:
             cycle=cycle,
         )
         cid = request.client_order_id
-        order = self.journal.order(cid)
-        assert order is not None
-        self.journal.update_order(cid, OrderStatus.SENT)
+        # NEW in the journal means "may have been sent": from here on, only a look-up
+        # by client id can tell what happened to it.
+        order = JournaledOrder(
+            request, 0, group.name, group.hedge_account, OrderStatus.NEW, Decimal(0), None, None,
+            intent.reason, cycle,
+        )  # fmt: skip
         self._unresolved[cid] = order
         log.info(
             "order.submitted",
@@ -159,7 +165,7 @@ class Executor:
             return None
         except (UnknownOutcomeError, VenueError) as error:
             self.journal.update_order(cid, OrderStatus.UNKNOWN)
-            self._unresolved[cid] = self.journal.order(cid) or order
+            self._unresolved[cid] = replace(order, status=OrderStatus.UNKNOWN)
             log.warning(
                 "order.outcome_unknown", group=group.name, client_order_id=cid, error=str(error)
             )

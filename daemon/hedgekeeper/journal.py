@@ -294,9 +294,16 @@ class Journal:
         filled: Decimal | None = None,
         average_price: Decimal | None = None,
         exchange_order_id: str | None = None,
+        fill: tuple[JournaledOrder, Decimal, Decimal | None, Decimal] | None = None,
     ) -> None:
-        """Record an order's new status (and fill progress when known)."""
+        """Record an order's new status (and fill progress when known).
+
+        ``fill`` (order, amount, price, fee) records a new fill in the same
+        transaction, so status and fills never disagree after a crash.
+        """
         with self.transaction() as db:
+            if fill is not None:
+                self._insert_fill(db, *fill)
             db.execute(
                 "UPDATE orders SET status = ?, filled = COALESCE(?, filled), "
                 "average_price = COALESCE(?, average_price), "
@@ -312,20 +319,23 @@ class Journal:
                 ),
             )
 
-    def record_fill(
-        self, order: JournaledOrder, amount: Decimal, price: Decimal | None, fee_usd: Decimal
+    def _insert_fill(
+        self,
+        db: sqlite3.Connection,
+        order: JournaledOrder,
+        amount: Decimal,
+        price: Decimal | None,
+        fee_usd: Decimal,
     ) -> None:
-        """Record a fill (a slice of an order that traded)."""
-        with self.transaction() as db:
-            db.execute(
-                "INSERT INTO fills (client_order_id, account, symbol, side, amount, price, "
-                "fee_usd, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    order.request.client_order_id, order.account, order.request.symbol,
-                    order.request.side.value, str(amount), None if price is None else str(price),
-                    str(fee_usd), time.time(),
-                ),
-            )  # fmt: skip
+        db.execute(
+            "INSERT INTO fills (client_order_id, account, symbol, side, amount, price, "
+            "fee_usd, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                order.request.client_order_id, order.account, order.request.symbol,
+                order.request.side.value, str(amount), None if price is None else str(price),
+                str(fee_usd), time.time(),
+            ),
+        )  # fmt: skip
 
     def _orders(self, where: str, args: tuple[Any, ...]) -> list[JournaledOrder]:
         rows = self._db.execute(

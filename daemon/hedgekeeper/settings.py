@@ -51,6 +51,7 @@ __all__ = [
     "Settings",
     "SimSettings",
     "client_id_code",
+    "group_code_of",
     "load_settings",
     "redacted",
 ]
@@ -205,6 +206,23 @@ def client_id_code(group_name: str) -> str:
     return re.sub(r"[^A-Za-z0-9]", "", group_name)[:10]
 
 
+#: Digits of the order sequence at the end of every client order id.
+SEQ_DIGITS = 10
+
+
+def group_code_of(client_order_id: str, instance: str) -> str | None:
+    """The group code inside one of our client order ids, or ``None`` if it is not ours.
+
+    Ids are ``{instance}{group_code}{seq:010d}``; the fixed-width sequence makes the
+    split exact, so group ``g1`` never claims the orders of group ``g10``.
+    """
+    if not client_order_id.startswith(instance) or len(client_order_id) <= len(instance) + SEQ_DIGITS:
+        return None
+    if not client_order_id[-SEQ_DIGITS:].isdigit():
+        return None
+    return client_order_id[len(instance) : -SEQ_DIGITS]
+
+
 class Settings(BaseSettings):
     """The whole configuration of one daemon instance."""
 
@@ -231,18 +249,28 @@ class Settings(BaseSettings):
     def _references(self) -> Settings:
         names: set[str] = set()
         codes: dict[str, str] = {}
-        for hedge in self.hedges:
+        instruments: dict[tuple[str, str], str] = {}
+        for index, hedge in enumerate(self.hedges):
+            # An exchange keeps one position per instrument and account: two groups on it
+            # would each see the other's hedge as their own and fight over it.
+            key = (hedge.hedge_account, hedge.instrument)
+            if key in instruments:
+                raise ValueError(
+                    f"hedges.{index}.instrument: {hedge.instrument!r} on account "
+                    f"{hedge.hedge_account!r} already hedges group {instruments[key]!r}; "
+                    "an instrument can back one group per account (merge the groups' assets)"
+                )
+            instruments[key] = hedge.name
             if hedge.name in names:
                 raise ValueError(f"hedges: duplicate name {hedge.name!r}")
             names.add(hedge.name)
             code = client_id_code(hedge.name)
-            for other_name, other in codes.items():
-                if code.startswith(other) or other.startswith(code):
-                    raise ValueError(
-                        f"hedges: names {other_name!r} and {hedge.name!r} give clashing "
-                        f"client order id codes {other!r}/{code!r}; rename one"
-                    )
-            codes[hedge.name] = code
+            if code in codes:
+                raise ValueError(
+                    f"hedges: names {codes[code]!r} and {hedge.name!r} give the same client "
+                    f"order id code {code!r}; rename one"
+                )
+            codes[code] = hedge.name
             for field_name in ("hedge_account", "price_account"):
                 account = getattr(hedge, field_name)
                 if account is not None and account not in self.accounts:
@@ -335,12 +363,13 @@ def _deep_merge(into: dict[str, Any], other: Mapping[str, Any]) -> None:
 def _format_errors(error: ValidationError) -> str:
     lines = []
     for item in error.errors():
-        path = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        path = ".".join(str(part) for part in item["loc"])
         message = item["msg"].removeprefix("Value error, ")
         value = item.get("input")
         hide = isinstance(value, dict | list) or path.endswith(tuple(_SECRET_FIELDS))
         shown = "" if hide else f" (got {value!r})"
-        lines.append(f"{path}: {message}{shown}")
+        # Cross-field checks at the top level already name their field in the message.
+        lines.append(f"{path}: {message}{shown}" if path else message)
     return "\n".join(lines)
 
 

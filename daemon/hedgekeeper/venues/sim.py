@@ -77,11 +77,13 @@ class SimVenue:
         settings: SimSettings,
         *,
         clock: Callable[[], float] = time.monotonic,
+        epoch: float | None = None,
     ) -> None:
+        """``clock`` drives the price path from ``epoch`` (default: now)."""
         self.name = name
         self._settings = settings
         self._clock = clock
-        self._started = clock()
+        self._started = clock() if epoch is None else epoch
         self._paths = {
             asset: _PricePath(
                 price, settings.volatility, settings.speed, f"{settings.seed}:{asset}"

@@ -1,0 +1,69 @@
+"""Shared test helpers: paths, the ``eventually`` waiter, config builders."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+#: The configuration other tools rely on (issue 2's contract), verbatim.
+CONTRACT_TOML = """\
+mode = "dry-run"
+[accounts.demo]
+exchange = "sim"
+[accounts.demo.sim]
+prices = { BTC = 70000, ETH = 3000 }
+balances = { BTC = 1.0, USDT = 10000 }
+contract_sizes = { BTC = 0.01, ETH = 0.1 }   # linear perps BTC/USDT:USDT, ETH/USDT:USDT
+inverse = { BTC = 100 }                       # inverse perp BTC/USD:BTC, 100 USD a contract
+positions = { "BTC/USDT:USDT" = 0 }           # contracts, negative = short
+volatility = 0.0
+seed = 1
+[[hedges]]
+name = "btc"
+assets = { BTC = 1.0 }          # asset -> beta
+spot_accounts = ["demo"]
+extra_holdings = {}             # e.g. { BTC = 0.5 } held off-exchange
+instrument = "BTC/USDT:USDT"
+hedge_account = "demo"
+ratio = 0.5
+tolerance = 0.02
+"""
+
+
+def shared_or_skip(*parts: str) -> Path:
+    """A path under ../shared, or skip the test when a fresh clone has no ../shared."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is absent: ../shared (fixtures and market data) is not beside the repo")
+    return path
+
+
+async def eventually(
+    condition: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0, interval: float = 0.02
+) -> None:
+    """Wait until ``condition()`` is true, polling; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {condition}")
+        await asyncio.sleep(interval)
+
+
+@pytest.fixture
+def contract_config(tmp_path: Path) -> Path:
+    """The contract configuration written to a file."""
+    path = tmp_path / "contract.toml"
+    path.write_text(CONTRACT_TOML)
+    return path

@@ -1,0 +1,119 @@
+"""The command line as a user and other tools see it: subprocesses, stdout, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CONTRACT_TOML, REPO
+
+HEDGEKEEPER = [sys.executable, "-m", "hedgekeeper"]
+ENV = {**os.environ, "PYTHONPATH": str(REPO / "daemon")}
+
+
+def cli(*args: str, **kw) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*HEDGEKEEPER, *args], capture_output=True, text=True, env=ENV,
+                          timeout=60, **kw)  # fmt: skip
+
+
+def test_plan_json_contract(contract_config: Path, tmp_path: Path) -> None:
+    result = cli("plan", "--config", str(contract_config), "--json", "--state-dir", str(tmp_path / "s"))
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)  # exactly one JSON document on stdout
+    assert document["mode"] == "dry-run"
+    (group,) = document["groups"]
+    assert group["name"] == "btc"
+    assert group["exposure_usd"] == "70000"
+    assert group["target_contracts"] == "50"
+    assert group["hedge_contracts"] == "0"
+    assert group["pending_contracts"] == "0"
+    assert group["order"] == {"side": "sell", "contracts": "50", "reduce_only": False}
+    assert group["reason"] == "short 50 to reach 50% of 70000 USD"
+    assert not (tmp_path / "s").exists(), "plan must not create a state directory"
+    # logs went to stderr as JSON lines carrying the mode
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert lines and all(line["mode"] == "dry-run" for line in lines)
+
+
+def test_plan_table_is_readable(contract_config: Path) -> None:
+    result = cli("plan", "--config", str(contract_config))
+    assert result.returncode == 0, result.stderr
+    assert "btc" in result.stdout and "sell 50" in result.stdout
+
+
+def test_check_exit_codes(contract_config: Path, tmp_path: Path) -> None:
+    assert cli("check", "--config", str(contract_config)).returncode == 0
+    bad = tmp_path / "bad.toml"
+    bad.write_text(CONTRACT_TOML.replace("ratio = 0.5", "ratio = 7"))
+    result = cli("check", "--config", str(bad))
+    assert result.returncode == 2
+    assert "hedges.0.ratio" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_run_with_bad_config_exits_2_without_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(CONTRACT_TOML.replace('hedge_account = "demo"', 'hedge_account = "ghost"'))
+    result = cli("run", "--config", str(bad), "--state-dir", str(tmp_path / "s"))
+    assert result.returncode == 2
+    assert "unknown account 'ghost'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_live_needs_the_flag(tmp_path: Path) -> None:
+    live = tmp_path / "live.toml"
+    live.write_text(CONTRACT_TOML.replace('mode = "dry-run"', 'mode = "live"'))
+    result = cli("run", "--config", str(live), "--state-dir", str(tmp_path / "s"))
+    assert result.returncode == 2
+    assert "--live" in result.stderr
+
+
+def test_ccxt_is_not_imported_for_sim_only_configs(contract_config: Path) -> None:
+    code = (
+        "import sys, asyncio\n"
+        "from hedgekeeper.cli import _plan\n"
+        "from hedgekeeper.settings import load_settings\n"
+        "from hedgekeeper.logs import configure_logging, get_logger\n"
+        "from pathlib import Path\n"
+        f"s = load_settings(Path({str(contract_config)!r}))\n"
+        "configure_logging('error', 'json')\n"
+        "r = asyncio.run(_plan(s, Path('/nonexistent'), get_logger()))\n"
+        "assert r['groups'][0]['target_contracts'] == '50', r\n"
+        "print('ccxt' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=ENV, timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_run_stops_on_signal_with_exit_0_within_5s(
+    contract_config: Path, tmp_path: Path, signum: int
+) -> None:
+    proc = subprocess.Popen(
+        [*HEDGEKEEPER, "run", "--config", str(contract_config), "--state-dir", str(tmp_path / "s")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    seen = []
+    deadline = time.monotonic() + 30
+    for line in proc.stderr:  # wait for the first completed cycle, not a fixed time
+        seen.append(line)
+        if '"cycle.completed"' in line or time.monotonic() > deadline:
+            break
+    assert any('"cycle.completed"' in line for line in seen), "".join(seen)
+    sent = time.monotonic()
+    proc.send_signal(signum)
+    remaining, _ = proc.communicate(timeout=10)[1], None
+    took = time.monotonic() - sent
+    assert proc.returncode == 0, remaining
+    assert took < 5.0
+    assert '"daemon.stopped"' in remaining
