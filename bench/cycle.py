@@ -22,12 +22,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "daemon"))
 
-from hedgekeeper.engine import Engine  # noqa: E402
-from hedgekeeper.journal import Journal  # noqa: E402
-from hedgekeeper.logs import configure_logging  # noqa: E402
-from hedgekeeper.settings import load_settings  # noqa: E402
-from hedgekeeper.venues.paper import PaperVenue  # noqa: E402
-from hedgekeeper.venues.sim import SimVenue  # noqa: E402
+from hedgekeeper.engine import Engine
+from hedgekeeper.journal import Journal
+from hedgekeeper.logs import configure_logging
+from hedgekeeper.settings import load_settings
+from hedgekeeper.venues.paper import PaperVenue
+from hedgekeeper.venues.sim import SimVenue
+
 
 def config(groups: int, volatility: str, speed: int) -> str:
     """One sim account listing one asset and one linear perp per group.
@@ -82,9 +83,7 @@ class Clock:
         return self.now
 
 
-async def measure(
-    groups: int, cycles: int, workdir: Path, market: str
-) -> tuple[float, float, int]:
+async def measure(groups: int, cycles: int, workdir: Path, market: str) -> tuple[float, float, int]:
     volatility, speed = MARKETS[market]
     path = workdir / f"bench-{market}-{groups}.toml"
     path.write_text(config(groups, volatility, speed))
@@ -112,8 +111,11 @@ async def measure(
 
 
 async def main() -> None:
-    configure_logging("info", "json", stream=open(os.devnull, "w"))  # noqa: SIM115
-    print(f"{'market':>7} {'groups':>7} {'cycles':>7} {'median ms':>10} {'p99 ms':>9} {'orders':>7}")
+    devnull = open(os.devnull, "w")  # noqa: ASYNC230 - once, before measuring
+    configure_logging("info", "json", stream=devnull)
+    print(
+        f"{'market':>7} {'groups':>7} {'cycles':>7} {'median ms':>10} {'p99 ms':>9} {'orders':>7}"
+    )
     with tempfile.TemporaryDirectory(dir=".") as tmp:  # the journal on the real disk
         for market in MARKETS:
             for groups, cycles in ((1, 300), (10, 300), (100, 200), (1000, 40)):

@@ -41,15 +41,17 @@ def shared_or_skip(*parts: str) -> Path:
     """A path under ../shared, or skip the test when a fresh clone has no ../shared."""
     path = SHARED.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"{path} is absent: ../shared (fixtures and market data) is not beside the repo")
+        pytest.skip(
+            f"{path} is absent: ../shared (fixtures and market data) is not beside the repo"
+        )
     return path
 
 
 async def eventually(
-    condition: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0, interval: float = 0.02
+    condition: Callable[[], bool | Awaitable[bool]], within: float = 10.0, interval: float = 0.02
 ) -> None:
-    """Wait until ``condition()`` is true, polling; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
+    """Wait until ``condition()`` is true, polling; fail after ``within`` seconds."""
+    deadline = time.monotonic() + within
     while True:
         result = condition()
         if not isinstance(result, bool):
@@ -57,7 +59,7 @@ async def eventually(
         if result:
             return
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s: {condition}")
+            raise AssertionError(f"condition not met within {within}s: {condition}")
         await asyncio.sleep(interval)
 
 

@@ -379,7 +379,10 @@ class Engine:
         return report
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Cycle every ``poll_interval`` until ``stop`` is set; one failed cycle never ends the loop."""
+        """Cycle every ``poll_interval`` until ``stop`` is set.
+
+        One failed cycle never ends the loop: it is logged and the next one runs.
+        """
         interval = self.settings.poll_interval
         loop = asyncio.get_running_loop()
         while not stop.is_set():

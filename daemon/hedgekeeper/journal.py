@@ -365,7 +365,7 @@ class Journal:
                 exchange_order_id=r[14],
                 reason=r[15],
                 cycle=r[16],
-            )  # fmt: skip
+            )
             for r in rows
         ]
 

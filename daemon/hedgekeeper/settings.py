@@ -216,7 +216,10 @@ def group_code_of(client_order_id: str, instance: str) -> str | None:
     Ids are ``{instance}{group_code}{seq:010d}``; the fixed-width sequence makes the
     split exact, so group ``g1`` never claims the orders of group ``g10``.
     """
-    if not client_order_id.startswith(instance) or len(client_order_id) <= len(instance) + SEQ_DIGITS:
+    if (
+        not client_order_id.startswith(instance)
+        or len(client_order_id) <= len(instance) + SEQ_DIGITS
+    ):
         return None
     if not client_order_id[-SEQ_DIGITS:].isdigit():
         return None

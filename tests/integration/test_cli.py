@@ -24,7 +24,9 @@ def cli(*args: str, **kw) -> subprocess.CompletedProcess[str]:
 
 
 def test_plan_json_contract(contract_config: Path, tmp_path: Path) -> None:
-    result = cli("plan", "--config", str(contract_config), "--json", "--state-dir", str(tmp_path / "s"))
+    result = cli(
+        "plan", "--config", str(contract_config), "--json", "--state-dir", str(tmp_path / "s")
+    )
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)  # exactly one JSON document on stdout
     assert document["mode"] == "dry-run"

@@ -69,7 +69,11 @@ def make_engine(tmp_path: Path, clock: Clock) -> tuple[Engine, Journal, SimVenue
     sim_settings = settings.accounts["demo"].sim
     assert sim_settings is not None
     sim = SimVenue("demo", sim_settings, clock=clock, epoch=0.0)  # the market outlives us
-    return Engine(settings, {"demo": PaperVenue(sim, journal, settings.paper)}, journal), journal, sim
+    return (
+        Engine(settings, {"demo": PaperVenue(sim, journal, settings.paper)}, journal),
+        journal,
+        sim,
+    )
 
 
 def assert_within_tolerance(engine: Engine) -> None:

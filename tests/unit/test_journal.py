@@ -63,7 +63,9 @@ def test_order_is_durable_before_anything_else(tmp_path: Path) -> None:
         "SELECT status FROM orders WHERE client_order_id = ?", (request.client_order_id,)
     ).fetchone()
     assert row == ("new",)
-    assert [o.request.client_order_id for o in journal.unresolved_orders()] == [request.client_order_id]
+    assert [o.request.client_order_id for o in journal.unresolved_orders()] == [
+        request.client_order_id
+    ]
     journal.update_order(request.client_order_id, OrderStatus.FILLED, filled=D(5))
     assert journal.unresolved_orders() == []
 

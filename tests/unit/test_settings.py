@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -32,17 +33,42 @@ def test_contract_configuration_is_accepted(contract_config: Path) -> None:
     ("change", "expected"),
     [
         (("ratio = 0.5", "ratio = 1.5"), "hedges.0: ratio 1.5 is above max_ratio 1"),
-        (("ratio = 0.5", "ratio = -0.1"), "hedges.0.ratio: Input should be greater than or equal to 0"),
-        (("ratio = 0.5", 'ratio = "half"'), "hedges.0.ratio: Input should be a valid decimal (got 'half')"),
-        (("tolerance = 0.02", "tolerance = 0.02\nbogus = 1"), "hedges.0.bogus: Extra inputs are not permitted"),
-        (('hedge_account = "demo"', 'hedge_account = "nope"'), "hedge_account: unknown account 'nope'"),
-        (('spot_accounts = ["demo"]', 'spot_accounts = ["x"]'), "spot_accounts: unknown account 'x'"),
-        (('instrument = "BTC/USDT:USDT"', 'instrument = "DOGE/USDT:USDT"'),
-         "instrument: 'DOGE/USDT:USDT' is not listed by sim account 'demo'"),
-        (('mode = "dry-run"', 'mode = "paper"'), "mode: Input should be 'dry-run', 'testnet' or 'live'"),
-        (("seed = 1", "seed = 1\nvolatility_pct = 3"), "accounts.demo.sim.volatility_pct: Extra inputs"),
-        (('positions = { "BTC/USDT:USDT" = 0 }', 'positions = { "XRP/USDT:USDT" = 0 }'),
-         "unknown instrument 'XRP/USDT:USDT'"),
+        (
+            ("ratio = 0.5", "ratio = -0.1"),
+            "hedges.0.ratio: Input should be greater than or equal to 0",
+        ),
+        (
+            ("ratio = 0.5", 'ratio = "half"'),
+            "hedges.0.ratio: Input should be a valid decimal (got 'half')",
+        ),
+        (
+            ("tolerance = 0.02", "tolerance = 0.02\nbogus = 1"),
+            "hedges.0.bogus: Extra inputs are not permitted",
+        ),
+        (
+            ('hedge_account = "demo"', 'hedge_account = "nope"'),
+            "hedge_account: unknown account 'nope'",
+        ),
+        (
+            ('spot_accounts = ["demo"]', 'spot_accounts = ["x"]'),
+            "spot_accounts: unknown account 'x'",
+        ),
+        (
+            ('instrument = "BTC/USDT:USDT"', 'instrument = "DOGE/USDT:USDT"'),
+            "instrument: 'DOGE/USDT:USDT' is not listed by sim account 'demo'",
+        ),
+        (
+            ('mode = "dry-run"', 'mode = "paper"'),
+            "mode: Input should be 'dry-run', 'testnet' or 'live'",
+        ),
+        (
+            ("seed = 1", "seed = 1\nvolatility_pct = 3"),
+            "accounts.demo.sim.volatility_pct: Extra inputs",
+        ),
+        (
+            ('positions = { "BTC/USDT:USDT" = 0 }', 'positions = { "XRP/USDT:USDT" = 0 }'),
+            "unknown instrument 'XRP/USDT:USDT'",
+        ),
     ],
 )
 def test_bad_values_name_the_field(tmp_path: Path, change: tuple[str, str], expected: str) -> None:
@@ -90,7 +116,9 @@ def test_secret_files_override_file_and_env_overrides_them(
     assert load_settings(contract_config).accounts["demo"].secret.get_secret_value() == "from-env"  # type: ignore[union-attr]
 
 
-def test_redacted_hides_every_secret(contract_config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_redacted_hides_every_secret(
+    contract_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HEDGEKEEPER_ACCOUNTS__DEMO__SECRET", "very-secret-value")
     data = redacted(load_settings(contract_config))
     assert data["accounts"]["demo"]["secret"] == "***"
@@ -98,17 +126,19 @@ def test_redacted_hides_every_secret(contract_config: Path, monkeypatch: pytest.
 
 
 def test_two_groups_on_one_position_are_refused(tmp_path: Path) -> None:
-    second = CONTRACT_TOML[CONTRACT_TOML.index("[[hedges]]"):].replace('name = "btc"', 'name = "b"')
-    with pytest.raises(ConfigError, match="hedges.1.instrument: 'BTC/USDT:USDT' on account 'demo' "
-                       "already hedges group 'btc'"):  # fmt: skip
+    second = CONTRACT_TOML[CONTRACT_TOML.index("[[hedges]]") :].replace(
+        'name = "btc"', 'name = "b"'
+    )
+    expected = "hedges.1.instrument: 'BTC/USDT:USDT' on account 'demo' already hedges group 'btc'"
+    with pytest.raises(ConfigError, match=re.escape(expected)):
         load_settings(write(tmp_path, CONTRACT_TOML + second))
 
 
 def test_clashing_group_codes_are_refused(tmp_path: Path) -> None:
-    text = CONTRACT_TOML + CONTRACT_TOML[CONTRACT_TOML.index("[[hedges]]"):].replace(
+    text = CONTRACT_TOML + CONTRACT_TOML[CONTRACT_TOML.index("[[hedges]]") :].replace(
         'name = "btc"', 'name = "btc-2"'
     ).replace('instrument = "BTC/USDT:USDT"', 'instrument = "BTC/USD:BTC"')
-    with pytest.raises(ConfigError, match="the same client order id code 'btc2'"):
+    with pytest.raises(ConfigError, match=r"the same client order id code 'btc2'"):
         load_settings(write(tmp_path, text.replace('name = "btc"\n', 'name = "btc2"\n', 1)))
     # a name that merely starts like another is fine: the sequence width keeps ids apart
     load_settings(write(tmp_path, text.replace('name = "btc-2"', 'name = "btc22"')))

@@ -12,14 +12,18 @@ from hedgekeeper.model import MarketKind, MarketSpec, Side
 from hedgekeeper.sizing import compute_target, plan_group, round_to_step
 
 
-def linear(size: str, step: str = "1", min_amount: str = "0", min_notional: str = "0") -> MarketSpec:
+def linear(
+    size: str, step: str = "1", min_amount: str = "0", min_notional: str = "0"
+) -> MarketSpec:
     return MarketSpec(
         "X/USDT:USDT", MarketKind.LINEAR, "X", "USDT", "USDT",
         D(size), D(step), D(min_amount), D(min_notional),
     )  # fmt: skip
 
 
-def plan(exposure, ratio, market, price, position="0", pending="0", tolerance="0.02", max_ratio="1"):
+def plan(
+    exposure, ratio, market, price, position="0", pending="0", tolerance="0.02", max_ratio="1"
+):
     target = compute_target(D(exposure), D(ratio), D(max_ratio), market, D(price))
     return plan_group("g", target, market, D(position), D(pending), D(tolerance), D(ratio))
 
@@ -146,8 +150,12 @@ def test_round_to_step() -> None:
 
 steps = st.sampled_from([D(1), D("0.001"), D("0.1"), D("5")])
 sizes = st.sampled_from([D("0.01"), D("0.1"), D(1), D("0.001")])
-money = st.decimals(min_value=0, max_value=10_000_000, places=2, allow_nan=False, allow_infinity=False)
-prices = st.decimals(min_value=1, max_value=500_000, places=2, allow_nan=False, allow_infinity=False)
+money = st.decimals(
+    min_value=0, max_value=10_000_000, places=2, allow_nan=False, allow_infinity=False
+)
+prices = st.decimals(
+    min_value=1, max_value=500_000, places=2, allow_nan=False, allow_infinity=False
+)
 fractions = st.decimals(min_value=0, max_value=1, places=3, allow_nan=False, allow_infinity=False)
 
 
@@ -171,7 +179,9 @@ def scenarios(draw: st.DrawFn) -> dict:
 
 def run(s: dict):
     target = compute_target(s["exposure"], s["ratio"], s["max_ratio"], s["market"], s["price"])
-    result = plan_group("g", target, s["market"], s["position"], s["pending"], s["tolerance"], s["ratio"])
+    result = plan_group(
+        "g", target, s["market"], s["position"], s["pending"], s["tolerance"], s["ratio"]
+    )
     return target, result
 
 

@@ -59,7 +59,7 @@ class Venue(Protocol):
         ...
 
     async def cancel_order(self, symbol: str, client_order_id: str) -> OrderInfo | None:
-        """Cancel by client id; returns the final state, or ``None`` if the venue has no such order."""
+        """Cancel by client id; the final state, or ``None`` if the venue has no such order."""
         ...
 
     async def fetch_order(self, symbol: str, client_order_id: str) -> OrderInfo | None:
