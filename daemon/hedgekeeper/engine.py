@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from hedgekeeper.events import EventBus
 from hedgekeeper.exceptions import ConfigError
 from hedgekeeper.execution import Executor
 from hedgekeeper.exposure import MissingDataError, assess
@@ -35,6 +36,7 @@ from hedgekeeper.model import (
     Position,
     Quote,
     Side,
+    TradingState,
 )
 from hedgekeeper.risk import check_cap, check_trading_state, guard
 from hedgekeeper.settings import Settings, client_id_code, group_code_of
@@ -134,10 +136,13 @@ class Engine:
         #: asset price source per group: asset -> (account, symbol)
         self._price_sources: dict[str, dict[str, tuple[str, str]]] = {}
         self._needs: dict[str, _Needs] = {}
-        self.executor = Executor(settings, venues, journal)
+        self.events = EventBus()
+        self.executor = Executor(settings, venues, journal, self.events)
         self.log = get_logger()
         self.last_report: CycleReport | None = None
         self.last_success_at: float | None = None
+        self.cycles_run = 0
+        self._wake = asyncio.Event()
 
     # -- start-up ------------------------------------------------------------------------
 
@@ -315,7 +320,8 @@ class Engine:
                 exposure_usd=exposure.exposure_usd,
             )
         market = self.markets[group.hedge_account][group.instrument]
-        target = compute_target(exposure.exposure_usd, group.ratio, group.max_ratio, market, price)
+        ratio = _ZERO if self.flattening else group.ratio
+        target = compute_target(exposure.exposure_usd, ratio, group.max_ratio, market, price)
         plan = plan_group(
             group.name,
             target,
@@ -323,8 +329,10 @@ class Engine:
             account_positions[group.instrument].contracts,
             self._pending(group, snap),
             group.tolerance,
-            group.ratio,
+            ratio,
         )
+        if self.flattening and plan.intent is not None:
+            plan = replace(plan, reason=f"flatten: {plan.reason}")
         decision = GroupDecision(group.name, "hold", plan.reason, plan, exposure.exposure_usd)
         if plan.intent is None:
             return decision
@@ -335,6 +343,9 @@ class Engine:
         )
         if allowed is None:
             decision.action, decision.reason = "blocked", f"{trail[-1].rule}: {trail[-1].reason}"
+            self.events.publish(
+                "guard.fired", group=group.name, rule=trail[-1].rule, reason=trail[-1].reason
+            )
             return decision
         if allowed != plan.intent:
             decision.plan = plan = _with_intent(plan, allowed)
@@ -362,6 +373,9 @@ class Engine:
                 decision.order_status = None if info is None else info.status.value
             report.decisions.append(decision)
             _log_decision(log, decision)
+            if trade:
+                self.events.publish("plan.decided", cycle=cycle, group=decision.group,
+                                    **_without_name(decision.as_dict()))  # fmt: skip
         report.duration_ms = (time.perf_counter() - started) * 1000
         report.ok = not snap.errors
         if trade and cycle is not None:
@@ -373,10 +387,74 @@ class Engine:
                 [(d.group, d.action, d.reason, d.as_dict()) for d in report.decisions],
             )
             log.info("cycle.completed", **summary)
+            self.events.publish("cycle.completed", cycle=cycle, ok=report.ok, **summary)
+            self.cycles_run += 1
+            await self._finish_flatten(report, log)
         if report.ok:
             self.last_success_at = self._clock()
         self.last_report = report
         return report
+
+    # -- operator commands ------------------------------------------------------------------
+
+    @property
+    def flattening(self) -> bool:
+        """True while a flatten is closing every hedge (survives restarts)."""
+        return self.journal.flag("flatten")
+
+    def _set_state(self, state: TradingState, source: str, reason: str) -> None:
+        previous = self.executor.trading_state
+        self.journal.set_trading_state(state, source, reason)
+        self.log.warning(
+            "state.changed", previous=previous.value, state=state.value, source=source,
+            reason=reason,
+        )  # fmt: skip
+        self.events.publish(
+            "state.changed", previous=previous.value, state=state.value, source=source,
+            reason=reason,
+        )  # fmt: skip
+
+    async def halt(self, source: str, reason: str = "operator halt") -> dict[str, Any]:
+        """Stop trading: cancel our working orders and move to ``HALTED``."""
+        self.journal.set_flag("flatten", False)
+        self._set_state(TradingState.HALTED, source, reason)
+        cancelled = await self.executor.cancel_working(self.log)
+        self.journal.record_action("halt", source, f"{reason}; cancelled {cancelled}")
+        return {"state": TradingState.HALTED.value, "cancelled": cancelled}
+
+    async def resume(self, source: str, reason: str = "operator resume") -> dict[str, Any]:
+        """Trade again (``ACTIVE``) and run a cycle now."""
+        self.journal.set_flag("flatten", False)
+        self._set_state(TradingState.ACTIVE, source, reason)
+        self.journal.record_action("resume", source, reason)
+        self.hedge_now()
+        return {"state": TradingState.ACTIVE.value}
+
+    async def flatten(self, source: str, reason: str = "operator flatten") -> dict[str, Any]:
+        """Close every hedge with reduce-only orders, then halt."""
+        cancelled = await self.executor.cancel_working(self.log)
+        self.journal.set_flag("flatten", True)
+        self._set_state(TradingState.REDUCING, source, reason)
+        self.journal.record_action("flatten", source, f"{reason}; cancelled {cancelled}")
+        self.hedge_now()
+        return {"state": TradingState.REDUCING.value, "flattening": True, "cancelled": cancelled}
+
+    def hedge_now(self) -> None:
+        """Run the next cycle at once instead of waiting for the timer."""
+        self._wake.set()
+
+    async def _finish_flatten(self, report: CycleReport, log: Any) -> None:
+        if not self.flattening:
+            return
+        done = all(
+            d.plan is not None and d.plan.hedge_contracts <= 0 and d.plan.pending_contracts == 0
+            and d.order is None
+            for d in report.decisions
+        )  # fmt: skip
+        if done:
+            self.journal.set_flag("flatten", False)
+            self._set_state(TradingState.HALTED, "flatten", "every hedge closed")
+            log.warning("flatten.completed")
 
     async def run(self, stop: asyncio.Event) -> None:
         """Cycle every ``poll_interval`` until ``stop`` is set.
@@ -400,11 +478,14 @@ class Engine:
             if task.done() and not task.cancelled() and task.exception() is not None:
                 self.log.error("cycle.failed", error=repr(task.exception()))
             remaining = interval - (loop.time() - began)
-            if remaining > 0 and not stop.is_set():
-                try:
-                    await asyncio.wait_for(stop.wait(), remaining)
-                except TimeoutError:
-                    pass
+            if remaining > 0 and not stop.is_set() and not self._wake.is_set():
+                waker = asyncio.ensure_future(self._wake.wait())
+                stopper = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({waker, stopper}, timeout=remaining,
+                                   return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+                waker.cancel()
+                stopper.cancel()
+            self._wake.clear()
 
     async def close(self) -> None:
         """Close every venue."""
@@ -413,6 +494,11 @@ class Engine:
 
 def _with_intent(plan: Plan, intent: OrderIntent) -> Plan:
     return replace(plan, intent=intent)
+
+
+def _without_name(data: dict[str, Any]) -> dict[str, Any]:
+    data.pop("name", None)
+    return data
 
 
 def _log_decision(log: Any, decision: GroupDecision) -> None:

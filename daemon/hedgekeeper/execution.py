@@ -17,6 +17,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
+from hedgekeeper.events import EventBus
 from hedgekeeper.exceptions import OrderRejectedError, UnknownOutcomeError, VenueError
 from hedgekeeper.journal import Journal, JournaledOrder
 from hedgekeeper.model import (
@@ -39,10 +40,13 @@ _FINAL = (OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED)
 class Executor:
     """Places and tracks orders for the engine."""
 
-    def __init__(self, settings: Settings, venues: dict[str, Venue], journal: Journal) -> None:
+    def __init__(
+        self, settings: Settings, venues: dict[str, Venue], journal: Journal, events: EventBus
+    ) -> None:
         self.settings = settings
         self.venues = venues
         self.journal = journal
+        self.events = events
         self.markets: dict[str, dict[str, MarketSpec]] = {}
         self._unresolved: dict[str, JournaledOrder] = {}
 
@@ -74,8 +78,7 @@ class Executor:
             fill=(order, new_fill, info.average_price, fee) if new_fill > 0 else None,
         )
         if new_fill > 0:
-            log.info(
-                "order.filled",
+            fields = dict(
                 group=order.group,
                 client_order_id=order.request.client_order_id,
                 symbol=order.request.symbol,
@@ -84,6 +87,8 @@ class Executor:
                 price=None if info.average_price is None else str(info.average_price),
                 fee_usd=str(info.fee_usd),
             )
+            log.info("order.filled", **fields)
+            self.events.publish("order.filled", **fields)
         if info.status in _FINAL:
             self._unresolved.pop(order.request.client_order_id, None)
         else:
@@ -145,8 +150,7 @@ class Executor:
             intent.reason, cycle,
         )  # fmt: skip
         self._unresolved[cid] = order
-        log.info(
-            "order.submitted",
+        fields = dict(
             group=group.name,
             client_order_id=cid,
             symbol=intent.symbol,
@@ -155,6 +159,8 @@ class Executor:
             reduce_only=intent.reduce_only,
             reason=intent.reason,
         )
+        log.info("order.submitted", **fields)
+        self.events.publish("order.submitted", **fields)
         venue = self.venues[group.hedge_account]
         try:
             info = await venue.submit_order(request)
@@ -162,6 +168,9 @@ class Executor:
             self.journal.update_order(cid, OrderStatus.REJECTED)
             self._unresolved.pop(cid, None)
             log.warning("order.rejected", group=group.name, client_order_id=cid, error=str(error))
+            self.events.publish(
+                "order.rejected", group=group.name, client_order_id=cid, error=str(error)
+            )
             return None
         except (UnknownOutcomeError, VenueError) as error:
             self.journal.update_order(cid, OrderStatus.UNKNOWN)
@@ -169,6 +178,32 @@ class Executor:
             log.warning(
                 "order.outcome_unknown", group=group.name, client_order_id=cid, error=str(error)
             )
+            self.events.publish(
+                "order.outcome_unknown", group=group.name, client_order_id=cid, error=str(error)
+            )
             return None
         self._apply(order, info, log)
         return info
+
+    async def cancel_working(self, log: Any) -> int:
+        """Cancel every order of ours that may be working; returns how many were asked.
+
+        Orders whose outcome is unknown are looked up first: they may be working.
+        """
+        await self.resolve_unresolved(log)
+        asked = 0
+        for order in list(self._unresolved.values()):
+            venue = self.venues[order.account]
+            asked += 1
+            try:
+                info = await venue.cancel_order(order.request.symbol, order.request.client_order_id)
+            except VenueError as error:
+                log.warning("order.cancel_failed", group=order.group,
+                            client_order_id=order.request.client_order_id, error=str(error))  # fmt: skip
+                continue
+            if info is None:
+                continue  # resolved as not found at the next look-up
+            self._apply(order, info, log)
+            log.info("order.cancelled", group=order.group,
+                     client_order_id=order.request.client_order_id, status=info.status.value)  # fmt: skip
+        return asked

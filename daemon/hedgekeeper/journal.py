@@ -169,6 +169,22 @@ class Journal:
                 (time.time(), f"state:{state.value}", source, reason),
             )
 
+    def flag(self, name: str) -> bool:
+        """A persisted boolean (e.g. ``flatten`` in progress)."""
+        return self._get(f"flag:{name}") == "1"
+
+    def set_flag(self, name: str, value: bool) -> None:
+        """Persist a boolean."""
+        with self.transaction() as db:
+            self._put(db, f"flag:{name}", "1" if value else "0")
+
+    def actions(self) -> list[dict[str, Any]]:
+        """Operator and guard actions, oldest first."""
+        rows = self._db.execute(
+            "SELECT at, action, source, detail FROM operator_actions ORDER BY id"
+        ).fetchall()
+        return [{"at": a, "action": b, "source": c, "detail": d} for a, b, c, d in rows]
+
     def record_action(self, action: str, source: str, detail: str) -> None:
         """Note an operator or guard action (halt, resume, flatten, …)."""
         with self.transaction() as db:

@@ -160,3 +160,63 @@ async def test_failed_read_skips_the_group_never_zero(tmp_path: Path) -> None:
     await engine.run_cycle()
     assert_within_tolerance(engine)
     journal.close()
+
+
+async def test_halt_flatten_resume(tmp_path: Path) -> None:
+    configure_logging("warning", "json")
+    clock = Clock()
+    engine, journal, sim = make_engine(tmp_path, clock)
+    seen = engine.events.subscribe()
+    await engine.start()
+    await engine.run_cycle()
+    assert all(p < 0 for p in journal.paper_positions("demo").values())
+
+    await engine.halt("test")
+    assert journal.trading_state().value == "HALTED"
+    orders = len(journal.orders())
+    sim.set_balance("BTC", D(5))  # would call for a bigger hedge
+    report = await engine.run_cycle()
+    assert len(journal.orders()) == orders, "HALTED sends nothing"
+    by_group = {d.group: d.action for d in report.decisions}
+    assert by_group["btc"] == "blocked"  # the others hold: BTC balance moves only "btc"
+
+    await engine.flatten("test")
+    assert journal.trading_state().value == "REDUCING"
+    await engine.run_cycle()
+    assert all(p == 0 for p in journal.paper_positions("demo").values())
+    flatten_orders = journal.orders()[orders:]
+    assert flatten_orders and all(o.request.reduce_only for o in flatten_orders)
+    assert journal.trading_state().value == "REDUCING", "halts only once a read confirms zero"
+    await engine.run_cycle()
+    assert journal.trading_state().value == "HALTED", "flatten ends in HALTED"
+    assert [a["action"] for a in journal.actions() if ":" not in a["action"]] == ["halt", "flatten"]
+
+    await engine.resume("test")
+    await engine.run_cycle()
+    assert all(p < 0 for p in journal.paper_positions("demo").values())
+    events = []
+    while not seen.queue.empty():
+        events.append(seen.queue.get_nowait()["event"])
+    assert "state.changed" in events and "order.filled" in events and "guard.fired" in events
+    journal.close()
+
+
+async def test_flatten_survives_a_restart(tmp_path: Path) -> None:
+    configure_logging("warning", "json")
+    clock = Clock()
+    engine, journal, sim = make_engine(tmp_path, clock)
+    await engine.start()
+    await engine.run_cycle()
+    sim.failing.add("positions")  # the flatten cycle cannot run yet
+    await engine.flatten("test")
+    await engine.run_cycle()
+    await engine.close()
+    journal.close()
+    engine2, journal2, _ = make_engine(tmp_path, clock)
+    await engine2.start()
+    assert engine2.flattening
+    await engine2.run_cycle()
+    await engine2.run_cycle()
+    assert all(p == 0 for p in journal2.paper_positions("demo").values())
+    assert journal2.trading_state().value == "HALTED"
+    journal2.close()
