@@ -198,12 +198,20 @@ class Executor:
             try:
                 info = await venue.cancel_order(order.request.symbol, order.request.client_order_id)
             except VenueError as error:
-                log.warning("order.cancel_failed", group=order.group,
-                            client_order_id=order.request.client_order_id, error=str(error))  # fmt: skip
+                log.warning(
+                    "order.cancel_failed",
+                    group=order.group,
+                    client_order_id=order.request.client_order_id,
+                    error=str(error),
+                )
                 continue
             if info is None:
                 continue  # resolved as not found at the next look-up
             self._apply(order, info, log)
-            log.info("order.cancelled", group=order.group,
-                     client_order_id=order.request.client_order_id, status=info.status.value)  # fmt: skip
+            log.info(
+                "order.cancelled",
+                group=order.group,
+                client_order_id=order.request.client_order_id,
+                status=info.status.value,
+            )
         return asked
