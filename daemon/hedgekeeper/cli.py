@@ -76,21 +76,11 @@ def _load(config: Path) -> Any:
         raise _fail_config(str(error)) from None
 
 
-def _secret_values(settings: Any) -> list[str]:
-    values = []
-    for account in settings.accounts.values():
-        for name in ("api_key", "secret", "password", "testnet_api_key", "testnet_secret",
-                     "testnet_password"):  # fmt: skip
-            secret = getattr(account, name)
-            if secret is not None:
-                values.append(secret.get_secret_value())
-    return values
-
-
 def _setup_logging(settings: Any) -> Any:
     from hedgekeeper.logs import configure_logging, get_logger, register_secrets
+    from hedgekeeper.settings import secret_values
 
-    register_secrets(_secret_values(settings))
+    register_secrets(secret_values(settings))
     configure_logging(settings.log.level, settings.log.format, mode=settings.mode.value)
     return get_logger()
 
@@ -251,6 +241,11 @@ def _print_plan_table(result: dict[str, Any]) -> None:
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+# Operator commands that talk to a running daemon (status, events, health, halt, …)
+# live in their own module and register themselves on ``app``.
+from hedgekeeper import cli_ops as _cli_ops  # noqa: E402, F401
 
 
 if __name__ == "__main__":  # pragma: no cover

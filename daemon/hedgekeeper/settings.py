@@ -45,8 +45,11 @@ from hedgekeeper.model import GroupSpec, Mode
 
 __all__ = [
     "AccountSettings",
+    "ControlSettings",
     "HedgeSettings",
     "LogSettings",
+    "MetricsSettings",
+    "NotifySettings",
     "PaperSettings",
     "Settings",
     "SimSettings",
@@ -54,6 +57,7 @@ __all__ = [
     "group_code_of",
     "load_settings",
     "redacted",
+    "secret_values",
 ]
 
 PositiveDecimal = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
@@ -194,6 +198,45 @@ class PaperSettings(_Strict):
     slippage_bps: Annotated[Decimal, Field(ge=0, le=500)] = Decimal(1)
 
 
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+class ControlSettings(_Strict):
+    """The local control channel (health, status, events, commands)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8765
+    token: SecretStr | None = Field(
+        None, description="required for commands; required at all on a non-loopback host"
+    )
+
+    @model_validator(mode="after")
+    def _token_off_loopback(self) -> ControlSettings:
+        if self.enabled and self.host not in _LOOPBACK and self.token is None:
+            raise ValueError(f"host {self.host!r} is not loopback: set control.token")
+        return self
+
+
+class MetricsSettings(_Strict):
+    """Prometheus exposition (off unless a port is set)."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] | None = None
+
+
+class NotifySettings(_Strict):
+    """Notifications through apprise URLs (Telegram, Slack, Discord, e-mail, …)."""
+
+    urls: list[SecretStr] = Field(default_factory=list, description="apprise URLs (secrets)")
+    min_interval: Annotated[float, Field(ge=0)] = Field(
+        300.0, description="seconds between two notifications of the same kind and subject"
+    )
+    daily_summary: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] | None = Field(
+        "08:00", description="UTC time of the daily summary; none to disable"
+    )
+
+
 class LogSettings(_Strict):
     """Log level and format (``auto``: console on a terminal, JSON lines otherwise)."""
 
@@ -247,6 +290,12 @@ class Settings(BaseSettings):
     hedges: list[HedgeSettings]
     paper: PaperSettings = PaperSettings()
     log: LogSettings = LogSettings()
+    heartbeat_interval: Annotated[float, Field(gt=0)] = Field(
+        60.0, description="seconds between two daemon.heartbeat log lines"
+    )
+    control: ControlSettings = ControlSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    notify: NotifySettings = NotifySettings()
 
     @model_validator(mode="after")
     def _references(self) -> Settings:
@@ -393,14 +442,39 @@ def load_settings(config_file: Path | None, **overrides: Any) -> Settings:
 
 def redacted(settings: Settings) -> dict[str, Any]:
     """The effective configuration as plain data, every secret replaced by ``'***'``."""
-    data: dict[str, Any] = settings.model_dump(mode="json")
-    for account in data.get("accounts", {}).values():
-        for key in list(account):
-            if key in _SECRET_FIELDS and account[key] is not None:
-                account[key] = "***"
-    return data
+
+    # pydantic already dumps every SecretStr as '**********'; say it plainly.
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return "***" if value == "**********" else value
+
+    result: dict[str, Any] = walk(settings.model_dump(mode="json"))
+    return result
 
 
 _SECRET_FIELDS = frozenset(
-    {"api_key", "secret", "password", "testnet_api_key", "testnet_secret", "testnet_password"}
-)
+    {"api_key", "secret", "password", "testnet_api_key", "testnet_secret", "testnet_password",
+     "token", "urls"}
+)  # fmt: skip
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every secret value in the configuration (to keep them out of logs)."""
+    values: list[str] = []
+
+    def walk(model: BaseModel) -> None:
+        for name in type(model).model_fields:
+            value = getattr(model, name)
+            items = value if isinstance(value, list) else list(value.values()) if isinstance(
+                value, dict) else [value]  # fmt: skip
+            for item in items:
+                if isinstance(item, SecretStr):
+                    values.append(item.get_secret_value())
+                elif isinstance(item, BaseModel):
+                    walk(item)
+
+    walk(settings)
+    return values
