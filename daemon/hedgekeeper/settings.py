@@ -208,7 +208,7 @@ class ControlSettings(_Strict):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8765
     token: SecretStr | None = Field(
-        None, description="required for commands; required at all on a non-loopback host"
+        default=None, description="required for commands; required at all on a non-loopback host"
     )
 
     @model_validator(mode="after")
@@ -230,7 +230,7 @@ class NotifySettings(_Strict):
 
     urls: list[SecretStr] = Field(default_factory=list, description="apprise URLs (secrets)")
     min_interval: Annotated[float, Field(ge=0)] = Field(
-        300.0, description="seconds between two notifications of the same kind and subject"
+        default=300.0, description="seconds between two notifications of the same kind and subject"
     )
     daily_summary: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] | None = Field(
         "08:00", description="UTC time of the daily summary; none to disable"
