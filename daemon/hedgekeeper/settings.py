@@ -233,7 +233,7 @@ class NotifySettings(_Strict):
         default=300.0, description="seconds between two notifications of the same kind and subject"
     )
     daily_summary: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] | None = Field(
-        "08:00", description="UTC time of the daily summary; none to disable"
+        default="08:00", description="UTC time of the daily summary; none to disable"
     )
 
 
