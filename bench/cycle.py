@@ -44,6 +44,8 @@ def config(groups: int, volatility: str, speed: int) -> str:
     sizes = ", ".join(f"{a} = 0.1" for a in assets)
     lines = [
         'mode = "dry-run"',
+        "[execution]",
+        "max_orders_per_minute = 1000",
         "[accounts.demo]",
         'exchange = "sim"',
         "[accounts.demo.sim]",

@@ -245,7 +245,7 @@ def main() -> None:
 
 # Operator commands that talk to a running daemon (status, events, health, halt, …)
 # live in their own module and register themselves on ``app``.
-from hedgekeeper import cli_ops as _cli_ops  # noqa: E402, F401
+from hedgekeeper import cli_ops as _cli_ops  # noqa: E402, F401, I001
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,24 +1,39 @@
 """Execute: journal, send and track orders. Never an order that is not journaled first.
 
-Every intent becomes a journal row (status ``NEW``, with a deterministic client
-order id) *before* anything is sent. Each request then has one of three
-outcomes:
+Every order is written to the journal (``NEW``, with a deterministic client
+order id) *before* it is sent. Each request then has one of three outcomes:
 
 * confirmed — the venue returned the order: its status and fills are recorded;
 * rejected — the venue definitively refused it: ``REJECTED``;
-* unknown — timeout, disconnect, 5xx: ``UNKNOWN``. The order still counts as
-  pending hedge, and the next cycle looks it up by client id. It is never sent
-  again blind.
+* unknown — timeout, disconnect, 5xx: ``UNKNOWN``. It still counts as pending
+  hedge, and is looked up by client id on the following cycles — a bounded
+  number of times — and never sent again blind.
+
+Every status change goes through :func:`hedgekeeper.orders.check_transition`.
+
+Styles: ``market`` sends a marketable limit IOC capped at ``slippage_cap_bps``
+past the best price; ``maker`` rests a post-only order at the best price,
+cancels it for a fresh one after ``reprice_after`` seconds off the best price,
+and falls back to ``market`` after ``deadline``. A delta worth more than
+``max_order_usd`` is sliced into child orders that each stay under it.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import replace
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
 from hedgekeeper.events import EventBus
-from hedgekeeper.exceptions import OrderRejectedError, UnknownOutcomeError, VenueError
+from hedgekeeper.exceptions import (
+    AuthError,
+    OrderRejectedError,
+    UnknownOutcomeError,
+    VenueConfigError,
+    VenueError,
+)
 from hedgekeeper.journal import Journal, JournaledOrder
 from hedgekeeper.model import (
     GroupSpec,
@@ -27,35 +42,53 @@ from hedgekeeper.model import (
     OrderIntent,
     OrderStatus,
     OrderType,
+    Quote,
+    Side,
     TradingState,
 )
-from hedgekeeper.settings import Settings, client_id_code
+from hedgekeeper.orders import TERMINAL, check_transition
+from hedgekeeper.settings import HedgeSettings, Settings, client_id_code, group_code_of
+from hedgekeeper.sizing import round_to_step
 from hedgekeeper.venues.base import Venue
 
-__all__ = ["Executor"]
+__all__ = ["Executor", "HaltRequired"]
 
-_FINAL = (OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED)
+_BPS = Decimal("0.0001")
+
+
+class HaltRequired(Exception):
+    """Trading must stop: credentials or permissions failed on a write."""
 
 
 class Executor:
     """Places and tracks orders for the engine."""
 
     def __init__(
-        self, settings: Settings, venues: dict[str, Venue], journal: Journal, events: EventBus
+        self,
+        settings: Settings,
+        venues: dict[str, Venue],
+        journal: Journal,
+        events: EventBus,
+        *,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.venues = venues
         self.journal = journal
         self.events = events
+        self.clock = clock
         self.markets: dict[str, dict[str, MarketSpec]] = {}
         self._unresolved: dict[str, JournaledOrder] = {}
+        self._misses: dict[str, int] = {}  # client id -> not-found look-ups so far
+        self._maker_since: dict[str, float] = {}  # group -> when its maker attempt began
+        self._group_of_code = {client_id_code(h.name): h.name for h in settings.hedges}
 
     @property
     def trading_state(self) -> TradingState:
         """The persisted trading state."""
         return self.journal.trading_state()
 
-    async def start(self, markets: dict[str, dict[str, MarketSpec]]) -> None:
+    def load(self, markets: dict[str, dict[str, MarketSpec]]) -> None:
         """Remember markets and load the journal's unresolved orders."""
         self.markets = markets
         self._unresolved = {o.request.client_order_id: o for o in self.journal.unresolved_orders()}
@@ -64,13 +97,20 @@ class Executor:
         """Orders of ``group`` whose outcome is not final (they count as pending)."""
         return [o for o in self._unresolved.values() if o.group == group]
 
-    def _apply(self, order: JournaledOrder, info: OrderInfo, log: Any) -> None:
+    # -- recording -----------------------------------------------------------------------
+
+    def _apply(self, order: JournaledOrder, info: OrderInfo, log: Any) -> JournaledOrder:
         """Record what the venue says about an order: status, new fills."""
+        cid = order.request.client_order_id
+        check_transition(
+            cid, order.status, info.status, amount=order.request.amount,
+            filled_before=order.filled, filled_after=info.filled,
+        )  # fmt: skip
         new_fill = info.filled - order.filled
         # Fees are reported per order; attribute them to the fill that completes it.
         fee = info.fee_usd if info.filled == new_fill else Decimal(0)
         self.journal.update_order(
-            order.request.client_order_id,
+            cid,
             info.status,
             filled=info.filled,
             average_price=info.average_price,
@@ -79,139 +119,328 @@ class Executor:
         )
         if new_fill > 0:
             fields = dict(
-                group=order.group,
-                client_order_id=order.request.client_order_id,
-                symbol=order.request.symbol,
-                side=order.request.side.value,
-                contracts=str(new_fill),
+                group=order.group, client_order_id=cid, symbol=order.request.symbol,
+                side=order.request.side.value, contracts=str(new_fill),
                 price=None if info.average_price is None else str(info.average_price),
                 fee_usd=str(info.fee_usd),
-            )
+            )  # fmt: skip
             log.info("order.filled", **fields)
             self.events.publish("order.filled", **fields)
-        if info.status in _FINAL:
+        updated = replace(order, status=info.status, filled=info.filled)
+        if info.status in TERMINAL:
+            self._unresolved.pop(cid, None)
+            self._misses.pop(cid, None)
+            if info.status is not OrderStatus.FILLED:
+                log.info("order.closed", group=order.group, client_order_id=cid,
+                         status=info.status.value, filled=str(info.filled))  # fmt: skip
+        else:
+            self._unresolved[cid] = updated
+        return updated
+
+    def _mark(self, order: JournaledOrder, status: OrderStatus) -> JournaledOrder:
+        check_transition(
+            order.request.client_order_id, order.status, status, amount=order.request.amount,
+            filled_before=order.filled, filled_after=order.filled,
+        )  # fmt: skip
+        self.journal.update_order(order.request.client_order_id, status)
+        updated = replace(order, status=status)
+        if status in TERMINAL:
             self._unresolved.pop(order.request.client_order_id, None)
         else:
-            self._unresolved[order.request.client_order_id] = replace(
-                order, status=info.status, filled=info.filled
-            )
+            self._unresolved[order.request.client_order_id] = updated
+        return updated
 
-    async def resolve_unresolved(self, log: Any) -> None:
-        """Look up every order whose outcome is not final, by its client id."""
+    # -- resolving what we do not know ------------------------------------------------------
+
+    async def _look_up(self, order: JournaledOrder, log: Any) -> bool:
+        """Resolve one order by client id; True when its state changed."""
+        cid = order.request.client_order_id
+        venue = self.venues[order.account]
+        try:
+            info = await venue.fetch_order(order.request.symbol, cid)
+        except VenueError as error:
+            log.warning("order.lookup_failed", group=order.group, client_order_id=cid,
+                        error=str(error))  # fmt: skip
+            return False
+        if info is not None:
+            before = (order.status, order.filled)
+            after = self._apply(order, info, log)
+            return (after.status, after.filled) != before
+        misses = self._misses.get(cid, 0) + 1
+        self._misses[cid] = misses
+        if misses < self.settings.execution.lookup_attempts:
+            log.warning("order.not_found", group=order.group, client_order_id=cid,
+                        attempt=misses, of=self.settings.execution.lookup_attempts)  # fmt: skip
+            return False
+        # Bounded: after this many look-ups the venue has had ample time to show it.
+        self._misses.pop(cid, None)
+        self._mark(order, OrderStatus.REJECTED)
+        log.warning("order.never_placed", group=order.group, client_order_id=cid,
+                    previous_status=order.status.value)  # fmt: skip
+        return True
+
+    async def reconcile(self, open_orders: dict[str, list[OrderInfo] | None], log: Any) -> set[str]:
+        """Bring unresolved orders up to date; returns the groups whose orders moved.
+
+        A working order listed by the venue is updated from that list; one that is
+        not listed any more (or whose outcome is unknown) is looked up by client id.
+        A group whose order was resolved by a look-up must not trade this cycle: the
+        positions in the snapshot may predate that fill.
+        """
+        moved: set[str] = set()
         for order in list(self._unresolved.values()):
-            venue = self.venues[order.account]
-            try:
-                info = await venue.fetch_order(order.request.symbol, order.request.client_order_id)
-            except VenueError as error:
-                log.warning(
-                    "order.lookup_failed",
-                    group=order.group,
-                    client_order_id=order.request.client_order_id,
-                    error=str(error),
-                )
+            listed = open_orders.get(order.account)
+            if listed is None:
+                continue  # open orders unreadable: leave it pending, the group is skipped
+            seen = next(
+                (o for o in listed if o.client_order_id == order.request.client_order_id), None
+            )
+            if seen is not None and order.status is OrderStatus.OPEN:
+                if seen.filled != order.filled:
+                    self._apply(order, seen, log)
+                    moved.add(order.group)
                 continue
-            if info is None:
-                # The venue never saw it: it was journaled but not (yet) received.
-                self.journal.update_order(order.request.client_order_id, OrderStatus.REJECTED)
-                self._unresolved.pop(order.request.client_order_id, None)
-                log.warning(
-                    "order.not_found",
-                    group=order.group,
-                    client_order_id=order.request.client_order_id,
-                    previous_status=order.status.value,
-                )
-                continue
-            self._apply(order, info, log)
+            if await self._look_up(order, log):
+                moved.add(order.group)
+        return moved
+
+    async def reconcile_startup(self, log: Any) -> dict[str, Any]:
+        """Journal versus venue, before any order: open orders, orphans, positions.
+
+        Raises :class:`VenueError` when a venue cannot be read: the caller must not
+        trade until this completes.
+        """
+        instance = self.settings.instance
+        adopted, cancelled = 0, 0
+        accounts = {h.hedge_account for h in self.settings.hedges}
+        for account in sorted(accounts):
+            venue = self.venues[account]
+            symbols = sorted(
+                {h.instrument for h in self.settings.hedges if h.hedge_account == account}
+            )
+            listed = await venue.fetch_open_orders(symbols, instance)
+            known = {o.request.client_order_id for o in self._unresolved.values()}
+            for info in listed:
+                if info.client_order_id in known:
+                    continue
+                code = group_code_of(info.client_order_id, instance)
+                group = self._group_of_code.get(code or "")
+                policy = self.settings.execution.orphan_orders
+                if (
+                    policy == "adopt"
+                    and group is not None
+                    and self.journal.adopt_order(info, group, account, "adopted at start-up")
+                ):
+                    adopted += 1
+                    log.warning("reconcile.orphan_adopted", group=group,
+                                client_order_id=info.client_order_id)  # fmt: skip
+                    continue
+                await venue.cancel_order(info.symbol, info.client_order_id)
+                cancelled += 1
+                log.warning("reconcile.orphan_cancelled", group=group,
+                            client_order_id=info.client_order_id, policy=policy)  # fmt: skip
+        self._unresolved = {o.request.client_order_id: o for o in self.journal.unresolved_orders()}
+        open_by_account: dict[str, list[OrderInfo] | None] = {}
+        for account in accounts:
+            symbols = sorted(
+                {h.instrument for h in self.settings.hedges if h.hedge_account == account}
+            )
+            open_by_account[account] = await self.venues[account].fetch_open_orders(
+                symbols, instance
+            )
+        await self.reconcile(open_by_account, log)
+        return {"adopted": adopted, "cancelled_orphans": cancelled,
+                "unresolved": len(self._unresolved)}  # fmt: skip
+
+    # -- sending ------------------------------------------------------------------------------
+
+    def _price_for(self, side: Side, quote: Quote | None, hedge: HedgeSettings, market: MarketSpec,
+                   maker: bool) -> Decimal | None:  # fmt: skip
+        """Limit price: the best price (maker), or the best price plus the slippage cap."""
+        if quote is None:
+            return None
+        best = quote.bid if side is Side.SELL else quote.ask
+        if maker:
+            best = quote.ask if side is Side.SELL else quote.bid  # join our own side
+        if best is None:
+            return None
+        if maker:
+            price = best
+        else:
+            cap = hedge.slippage_cap_bps * _BPS
+            price = best * (1 - cap) if side is Side.SELL else best * (1 + cap)
+        step = market.price_step
+        if step:
+            # Round toward the passive side: the cap is a limit, never exceeded.
+            up = side is Side.SELL
+            price = (price / step).to_integral_value(ROUND_CEILING if up else ROUND_FLOOR) * step
+        return price
+
+    def slices(self, intent: OrderIntent, market: MarketSpec, price: Decimal,
+               max_order_usd: Decimal | None) -> list[Decimal]:  # fmt: skip
+        """Child order sizes: each worth at most ``max_order_usd``, in whole steps."""
+        if max_order_usd is None:
+            return [intent.contracts]
+        per_child = round_to_step(max_order_usd / market.contract_value_usd(price),
+                                  market.amount_step, up=False)  # fmt: skip
+        if per_child <= 0:
+            return []
+        sizes: list[Decimal] = []
+        left = intent.contracts
+        while left > 0:
+            size = min(per_child, left)
+            sizes.append(size)
+            left -= size
+        return sizes
+
+    def sent_last_minute(self, account: str) -> int:
+        """Orders journaled for ``account`` in the last 60 seconds."""
+        return self.journal.orders_created_since(account, self.clock() - 60)
 
     async def execute(
-        self, intent: OrderIntent, group: GroupSpec, cycle: int | None, log: Any
-    ) -> OrderInfo | None:
-        """Journal the intent as an order, send it, and record the outcome."""
+        self,
+        intent: OrderIntent,
+        group: GroupSpec,
+        quote: Quote | None,
+        cycle: int | None,
+        log: Any,
+    ) -> list[OrderInfo]:
+        """Send ``intent`` in its group's style, sliced; record every outcome."""
+        hedge = self.settings.hedge(group.name)
+        market = self.markets[group.hedge_account][group.instrument]
+        maker = hedge.execution == "maker"
+        if maker:
+            started = self._maker_since.setdefault(group.name, self.clock())
+            if self.clock() - started > hedge.deadline:
+                maker = False  # the deadline passed: take liquidity for what is left
+                log.info(
+                    "order.maker_deadline",
+                    group=group.name,
+                    waited_s=round(self.clock() - started, 1),
+                )
+        price = self._price_for(intent.side, quote, hedge, market, maker)
+        reference = quote.reference if quote is not None else None
+        if price is None or reference is None:
+            log.warning("order.no_price", group=group.name)
+            return []
+        results: list[OrderInfo] = []
+        sizes = self.slices(intent, market, reference, hedge.max_order_usd)
+        for size in sizes:
+            child = replace(intent, contracts=size)
+            info = await self._send(child, group, price, maker, cycle, log)
+            if info is None:
+                break  # rejected or unknown: stop slicing, the next cycle sees the truth
+            results.append(info)
+            if info.status is not OrderStatus.FILLED and not maker:
+                break  # the book is thinner than the cap allows: the rest can wait
+        return results
+
+    async def _send(self, intent: OrderIntent, group: GroupSpec, price: Decimal, maker: bool,
+                    cycle: int | None, log: Any) -> OrderInfo | None:  # fmt: skip
         request = self.journal.new_order(
-            instance=self.settings.instance,
-            group_code=client_id_code(group.name),
-            group=group.name,
-            account=group.hedge_account,
-            symbol=intent.symbol,
-            side=intent.side,
-            amount=intent.contracts,
-            order_type=OrderType.MARKET,
-            price=None,
-            reduce_only=intent.reduce_only,
-            post_only=False,
-            reason=intent.reason,
-            cycle=cycle,
-        )
+            instance=self.settings.instance, group_code=client_id_code(group.name),
+            group=group.name, account=group.hedge_account, symbol=intent.symbol,
+            side=intent.side, amount=intent.contracts, order_type=OrderType.LIMIT, price=price,
+            reduce_only=intent.reduce_only, post_only=maker, reason=intent.reason, cycle=cycle,
+            time_in_force=None if maker else "IOC",
+        )  # fmt: skip
         cid = request.client_order_id
         # NEW in the journal means "may have been sent": from here on, only a look-up
         # by client id can tell what happened to it.
         order = JournaledOrder(
             request, 0, group.name, group.hedge_account, OrderStatus.NEW, Decimal(0), None, None,
-            intent.reason, cycle,
+            intent.reason, cycle, self.clock(),
         )  # fmt: skip
         self._unresolved[cid] = order
         fields = dict(
-            group=group.name,
-            client_order_id=cid,
-            symbol=intent.symbol,
-            side=intent.side.value,
-            contracts=str(intent.contracts),
-            reduce_only=intent.reduce_only,
-            reason=intent.reason,
-        )
+            group=group.name, client_order_id=cid, symbol=intent.symbol, side=intent.side.value,
+            contracts=str(intent.contracts), price=str(price), reduce_only=intent.reduce_only,
+            style="maker" if maker else "market", reason=intent.reason,
+        )  # fmt: skip
         log.info("order.submitted", **fields)
         self.events.publish("order.submitted", **fields)
         venue = self.venues[group.hedge_account]
         try:
             info = await venue.submit_order(request)
         except OrderRejectedError as error:
-            self.journal.update_order(cid, OrderStatus.REJECTED)
-            self._unresolved.pop(cid, None)
+            self._mark(order, OrderStatus.REJECTED)
             log.warning("order.rejected", group=group.name, client_order_id=cid, error=str(error))
-            self.events.publish(
-                "order.rejected", group=group.name, client_order_id=cid, error=str(error)
-            )
+            self.events.publish("order.rejected", group=group.name, client_order_id=cid,
+                                error=str(error))  # fmt: skip
             return None
+        except (AuthError, VenueConfigError) as error:
+            # Refused before it could exist: definitively not placed, and trading must stop.
+            self._mark(order, OrderStatus.REJECTED)
+            log.error("order.refused", group=group.name, client_order_id=cid, error=str(error))
+            raise HaltRequired(f"{group.hedge_account}: {error}") from error
         except (UnknownOutcomeError, VenueError) as error:
-            self.journal.update_order(cid, OrderStatus.UNKNOWN)
-            self._unresolved[cid] = replace(order, status=OrderStatus.UNKNOWN)
-            log.warning(
-                "order.outcome_unknown", group=group.name, client_order_id=cid, error=str(error)
-            )
-            self.events.publish(
-                "order.outcome_unknown", group=group.name, client_order_id=cid, error=str(error)
-            )
+            self._mark(order, OrderStatus.UNKNOWN)
+            log.warning("order.outcome_unknown", group=group.name, client_order_id=cid,
+                        error=str(error))  # fmt: skip
+            self.events.publish("order.outcome_unknown", group=group.name, client_order_id=cid,
+                                error=str(error))  # fmt: skip
             return None
         self._apply(order, info, log)
         return info
 
-    async def cancel_working(self, log: Any) -> int:
-        """Cancel every order of ours that may be working; returns how many were asked.
+    # -- working orders ---------------------------------------------------------------------
 
-        Orders whose outcome is unknown are looked up first: they may be working.
-        """
-        await self.resolve_unresolved(log)
+    def group_settled(self, group: str) -> None:
+        """The group is inside its band: a new maker attempt starts a fresh deadline."""
+        self._maker_since.pop(group, None)
+
+    async def manage_working(
+        self, quotes: dict[str, dict[str, Quote] | None], log: Any
+    ) -> set[str]:
+        """Cancel maker orders that sat off the best price too long; returns groups touched."""
+        touched: set[str] = set()
+        now = self.clock()
+        for order in list(self._unresolved.values()):
+            if order.status is not OrderStatus.OPEN or not order.request.post_only:
+                continue
+            hedge = self.settings.hedge(order.group) if order.group in self._group_names() else None
+            if hedge is None:
+                continue
+            quote = (quotes.get(order.account) or {}).get(order.request.symbol)
+            best = (
+                None
+                if quote is None
+                else (quote.ask if order.request.side is Side.SELL else quote.bid)
+            )
+            stale = now - order.created_at > hedge.reprice_after
+            at_best = best is not None and order.request.price == best
+            expired = now - self._maker_since.get(order.group, order.created_at) > hedge.deadline
+            if stale and (not at_best or expired):
+                if await self._cancel(order, log, "reprice" if not expired else "deadline"):
+                    touched.add(order.group)
+        return touched
+
+    def _group_names(self) -> set[str]:
+        return {h.name for h in self.settings.hedges}
+
+    async def _cancel(self, order: JournaledOrder, log: Any, why: str) -> bool:
+        venue = self.venues[order.account]
+        cid = order.request.client_order_id
+        try:
+            info = await venue.cancel_order(order.request.symbol, cid)
+        except VenueError as error:
+            # The cancel may or may not have happened: the order stays pending until a
+            # look-up says what became of it.
+            self._mark(order, OrderStatus.UNKNOWN)
+            log.warning("order.cancel_unknown", group=order.group, client_order_id=cid,
+                        error=str(error))  # fmt: skip
+            return True
+        if info is not None:
+            self._apply(order, info, log)
+        else:
+            await self._look_up(order, log)
+        log.info("order.cancelled", group=order.group, client_order_id=cid, why=why)
+        return True
+
+    async def cancel_working(self, log: Any) -> int:
+        """Cancel every order of ours that may be working; returns how many were asked."""
         asked = 0
         for order in list(self._unresolved.values()):
-            venue = self.venues[order.account]
             asked += 1
-            try:
-                info = await venue.cancel_order(order.request.symbol, order.request.client_order_id)
-            except VenueError as error:
-                log.warning(
-                    "order.cancel_failed",
-                    group=order.group,
-                    client_order_id=order.request.client_order_id,
-                    error=str(error),
-                )
-                continue
-            if info is None:
-                continue  # resolved as not found at the next look-up
-            self._apply(order, info, log)
-            log.info(
-                "order.cancelled",
-                group=order.group,
-                client_order_id=order.request.client_order_id,
-                status=info.status.value,
-            )
+            await self._cancel(order, log, "operator")
         return asked

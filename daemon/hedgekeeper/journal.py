@@ -12,7 +12,9 @@ a crash is still there after it.
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
+import string
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -26,7 +28,7 @@ from hedgekeeper.model import OrderInfo, OrderRequest, OrderStatus, OrderType, S
 
 __all__ = ["SCHEMA_VERSION", "Journal", "JournaledOrder"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -67,8 +69,18 @@ CREATE TABLE paper_orders (
 );
 """
 
+#: Upgrade steps: version N -> N + 1.
+_MIGRATIONS = {
+    1: """
+CREATE TABLE positions_seen (
+    account TEXT NOT NULL, symbol TEXT NOT NULL, contracts TEXT NOT NULL, at REAL NOT NULL,
+    PRIMARY KEY (account, symbol)
+);
+""",
+}
+
 #: Orders whose outcome is not final: they count as pending hedge.
-UNRESOLVED = (OrderStatus.NEW, OrderStatus.SENT, OrderStatus.UNKNOWN, OrderStatus.OPEN)
+UNRESOLVED = (OrderStatus.NEW, OrderStatus.UNKNOWN, OrderStatus.OPEN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +97,7 @@ class JournaledOrder:
     exchange_order_id: str | None
     reason: str
     cycle: int | None
+    created_at: float = 0.0
 
 
 def _dec(value: str | None) -> Decimal | None:
@@ -118,11 +131,16 @@ class Journal:
             raise JournalError(
                 f"journal schema {version} is newer than this hedgekeeper knows ({SCHEMA_VERSION})"
             )
-        # Schema 0 is a new file. (Future versions add their upgrade steps here.)
-        # executescript commits by itself, so the whole script is one transaction.
-        self._db.executescript(
-            f"BEGIN IMMEDIATE;{_SCHEMA}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;"
-        )
+        # Version 0 is a new file: create schema 1, then upgrade step by step. Each step
+        # is one transaction (executescript commits by itself, so BEGIN/COMMIT are inline).
+        if version == 0:
+            self._db.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}PRAGMA user_version = 1;COMMIT;")
+            version = 1
+        while version < SCHEMA_VERSION:
+            self._db.executescript(
+                f"BEGIN IMMEDIATE;{_MIGRATIONS[version]}PRAGMA user_version = {version + 1};COMMIT;"
+            )
+            version += 1
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -154,6 +172,40 @@ class Journal:
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
+
+    def epoch(self) -> str:
+        """This journal's random 4-character id, made once when it is created."""
+        value = self._get("epoch")
+        if value is None:
+            alphabet = string.ascii_lowercase + string.digits
+            value = "".join(secrets.choice(alphabet) for _ in range(4))
+            with self.transaction() as db:
+                self._put(db, "epoch", value)
+        return value
+
+    def adopt_order(self, info: OrderInfo, group: str, account: str, reason: str) -> bool:
+        """Journal a working order found at the venue (an orphan of ours) as ``OPEN``.
+
+        Returns False when its sequence number is already taken in this journal.
+        """
+        now = time.time()
+        seq = int(info.client_order_id[-10:])
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM orders WHERE seq = ?", (seq,)).fetchone():
+                return False
+            db.execute(
+                "INSERT INTO orders (client_order_id, seq, group_name, account, symbol, side, "
+                "amount, order_type, price, reduce_only, post_only, status, filled, reason, "
+                "cycle, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    info.client_order_id, seq, group, account, info.symbol, info.side.value,
+                    str(info.amount), OrderType.LIMIT.value,
+                    None if info.price is None else str(info.price), int(info.reduce_only), 0,
+                    OrderStatus.OPEN.value, str(info.filled), reason, None, now, now,
+                ),
+            )  # fmt: skip
+        return True
 
     def trading_state(self) -> TradingState:
         """The persisted trading state (``ACTIVE`` when never set)."""
@@ -207,10 +259,18 @@ class Journal:
         status: str,
         summary: dict[str, Any],
         decisions: Sequence[tuple[str, str, str, dict[str, Any]]],
+        positions: Sequence[tuple[str, str, Decimal]] = (),
     ) -> None:
-        """Close a cycle with its summary and its decisions (group, action, reason, detail)."""
+        """Close a cycle: its summary, its decisions (group, action, reason, detail), and
+        the positions it saw (account, symbol, contracts), in one transaction."""
         now = time.time()
         with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO positions_seen (account, symbol, contracts, at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(account, symbol) DO UPDATE SET contracts = excluded.contracts, "
+                "at = excluded.at",
+                [(a, s, str(c), now) for a, s, c in positions],
+            )
             db.executemany(
                 "INSERT INTO decisions (cycle, group_name, at, action, reason, detail) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
@@ -220,6 +280,27 @@ class Journal:
                 "UPDATE cycles SET finished_at = ?, status = ?, summary = ? WHERE id = ?",
                 (now, status, json.dumps(summary, default=str), cycle),
             )
+
+    def positions_seen(self) -> dict[tuple[str, str], Decimal]:
+        """The positions the last cycles saw, (account, symbol) -> contracts."""
+        rows = self._db.execute("SELECT account, symbol, contracts FROM positions_seen")
+        return {(a, s): Decimal(c) for a, s, c in rows}
+
+    def hedge_added_since(self, group: str, since: float) -> Decimal:
+        """Contracts sold (hedge added) by a group's fills since ``since`` (epoch seconds)."""
+        rows = self._db.execute(
+            "SELECT f.amount FROM fills f JOIN orders o USING (client_order_id) "
+            "WHERE o.group_name = ? AND f.side = 'sell' AND f.at >= ?",
+            (group, since),
+        )
+        return sum((Decimal(amount) for (amount,) in rows), Decimal(0))
+
+    def orders_created_since(self, account: str, since: float) -> int:
+        """How many orders of an account were journaled since ``since`` (epoch seconds)."""
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM orders WHERE account = ? AND created_at >= ?", (account, since)
+        ).fetchone()
+        return int(row[0])
 
     def last_cycle(self) -> dict[str, Any] | None:
         """The latest finished cycle, or ``None``."""
@@ -271,15 +352,17 @@ class Journal:
     ) -> OrderRequest:
         """Allocate the next client order id and journal the order as ``NEW``, durably.
 
-        The id is ``{instance}{group_code}{seq:010d}``: alphanumeric, at most 28
-        characters, unique for this instance, and the sequence never repeats because
-        it is taken from the same transaction that writes the order.
+        The id is ``{instance}{group_code}{epoch}{seq:010d}``: alphanumeric, at most
+        32 characters. The sequence never repeats because it is taken in the same
+        transaction that writes the order; the journal's random 4-character epoch
+        keeps a new journal (a wiped state directory) from reusing an old id.
         """
         now = time.time()
+        epoch = self.epoch()
         with self.transaction() as db:
             row = db.execute("SELECT MAX(seq) FROM orders").fetchone()
             seq = int(row[0] or 0) + 1
-            client_order_id = f"{instance}{group_code}{seq:010d}"
+            client_order_id = f"{instance}{group_code}{epoch}{seq:010d}"
             db.execute(
                 "INSERT INTO orders (client_order_id, seq, group_name, account, symbol, side, "
                 "amount, order_type, price, reduce_only, post_only, status, reason, cycle, "
@@ -357,7 +440,7 @@ class Journal:
         rows = self._db.execute(
             "SELECT client_order_id, seq, group_name, account, symbol, side, amount, order_type, "
             "price, reduce_only, post_only, status, filled, average_price, exchange_order_id, "
-            f"reason, cycle FROM orders {where} ORDER BY seq",
+            f"reason, cycle, created_at FROM orders {where} ORDER BY seq",
             args,
         ).fetchall()
         return [
@@ -381,6 +464,7 @@ class Journal:
                 exchange_order_id=r[14],
                 reason=r[15],
                 cycle=r[16],
+                created_at=r[17],
             )
             for r in rows
         ]

@@ -83,8 +83,7 @@ class MarketKind(enum.StrEnum):
 class OrderStatus(enum.StrEnum):
     """Life of an order as the daemon tracks it (see ``execution`` for the transitions)."""
 
-    NEW = "new"  # journaled, not yet sent
-    SENT = "sent"  # request in flight
+    NEW = "new"  # journaled; may have been sent (a crash can come between)
     UNKNOWN = "unknown"  # outcome not known: resolve by look-up, never by resending
     OPEN = "open"  # working at the venue (possibly partly filled)
     FILLED = "filled"
@@ -149,7 +148,9 @@ class Position:
     contracts: Decimal
     entry_price: Decimal | None = None
     liquidation_price: Decimal | None = None
-    margin_ratio: Decimal | None = None
+    margin_ratio: Decimal | None = None  # maintenance margin / collateral (1 = liquidation)
+    collateral_usd: Decimal | None = None  # margin backing the position (cross: equity)
+    maintenance_margin_usd: Decimal | None = None
 
 
 #: Spot holdings of one account: asset -> total (free + used).

@@ -16,10 +16,19 @@ from hedgekeeper.model import OrderIntent, Plan, Side, TradingState
 
 __all__ = [
     "GuardResult",
+    "JumpState",
+    "check_basis",
     "check_cap",
     "check_data_age",
+    "check_margin",
+    "check_max_position",
+    "check_order_rate",
+    "check_runaway",
     "check_trading_state",
     "guard",
+    "liquidation_distance",
+    "max_short_notional",
+    "track_jump",
 ]
 
 
@@ -76,6 +85,162 @@ def check_data_age(
         if age > max_age:
             return GuardResult(None, "data_age", f"{what} is {age:.1f}s old > {max_age:.1f}s")
     return GuardResult(intent, "data_age", "data fresh")
+
+
+def check_max_position(
+    intent: OrderIntent, plan: Plan, max_contracts: Decimal | None
+) -> GuardResult:
+    """The short may never exceed ``max_position_contracts`` (shrink to fit)."""
+    if max_contracts is None or intent.side is Side.BUY:
+        return GuardResult(intent, "max_position", "no limit" if max_contracts is None else "trim")
+    room = max_contracts - (plan.hedge_contracts + plan.pending_contracts)
+    if room <= 0:
+        return GuardResult(None, "max_position", f"short already at max_position {max_contracts}")
+    if intent.contracts > room:
+        return GuardResult(
+            replace(intent, contracts=room), "max_position", f"shrunk to {room} (max_position)"
+        )
+    return GuardResult(intent, "max_position", "under max_position")
+
+
+def check_runaway(
+    intent: OrderIntent,
+    added_in_window: Decimal,
+    exposure_usd: Decimal,
+    contract_value_usd: Decimal,
+    multiple: Decimal,
+    window_seconds: float,
+) -> GuardResult:
+    """Hedge *added* within the rolling window may not exceed ``multiple`` x exposure.
+
+    This is the last line against a runaway: whatever the plan believes, a group
+    cannot keep selling more than a few times its exposure in one window.
+    """
+    if intent.side is Side.BUY:
+        return GuardResult(intent, "runaway", "a trim adds no hedge")
+    limit = multiple * max(exposure_usd, Decimal(0)) / contract_value_usd
+    room = limit - added_in_window
+    if room <= 0:
+        return GuardResult(
+            None,
+            "runaway",
+            f"added {added_in_window} contracts in {window_seconds:.0f}s, limit {limit:.4f} "
+            f"({multiple} x exposure)",
+        )
+    if intent.contracts > room:
+        return GuardResult(
+            replace(intent, contracts=room), "runaway", f"shrunk to {room} (runaway)"
+        )
+    return GuardResult(intent, "runaway", "within runaway limit")
+
+
+def check_basis(
+    intent: OrderIntent, mark: Decimal | None, index: Decimal | None, max_basis: Decimal
+) -> GuardResult:
+    """Hold while mark and index (or spot) disagree by more than ``max_basis``."""
+    if mark is None or index is None or index <= 0:
+        return GuardResult(intent, "basis", "no index to compare")
+    basis = abs(mark / index - 1)
+    if basis > max_basis:
+        return GuardResult(
+            None, "basis", f"mark {mark} vs index {index}: basis {basis:.2%} > {max_basis:.2%}"
+        )
+    return GuardResult(intent, "basis", f"basis {basis:.2%}")
+
+
+@dataclass(frozen=True, slots=True)
+class JumpState:
+    """Price-jump memory of one group: the last accepted price and a jump awaiting proof."""
+
+    reference: Decimal | None = None
+    candidate: Decimal | None = None
+
+
+def track_jump(state: JumpState, price: Decimal, max_jump: Decimal) -> tuple[bool, JumpState, str]:
+    """Accept ``price`` unless it jumped more than ``max_jump`` since the last accepted one.
+
+    A jump is held until a second snapshot confirms it (the next price is within
+    ``max_jump`` of the jumped one). Returns (accepted, new state, reason).
+    """
+    if state.reference is None:
+        return True, JumpState(price, None), "first price"
+    move = abs(price / state.reference - 1)
+    if move <= max_jump:
+        return True, JumpState(price, None), f"moved {move:.2%}"
+    if state.candidate is not None and abs(price / state.candidate - 1) <= max_jump:
+        return True, JumpState(price, None), f"jump of {move:.2%} confirmed by a second snapshot"
+    return (
+        False,
+        JumpState(state.reference, price),
+        f"price jumped {move:.2%} > {max_jump:.2%} since {state.reference}: waiting for a "
+        "second snapshot to confirm",
+    )
+
+
+def max_short_notional(
+    collateral_usd: Decimal, shock: Decimal, maintenance_rate: Decimal
+) -> Decimal:
+    """Largest short notional that survives a ``shock`` rise above maintenance margin.
+
+    After a rise of ``shock`` a short of notional N loses N x shock and needs
+    maintenance m x N x (1 + shock): collateral - N s >= m N (1 + s).
+    """
+    return collateral_usd / (shock + maintenance_rate * (1 + shock))
+
+
+def check_margin(
+    intent: OrderIntent,
+    plan: Plan,
+    collateral_usd: Decimal | None,
+    shock: Decimal,
+    maintenance_rate: Decimal,
+) -> GuardResult:
+    """Before enlarging a short, make sure a ``shock`` move would not liquidate it.
+
+    Shrinks the order to what the collateral supports. Without collateral data the
+    check cannot run: the order passes and the reason says so.
+    """
+    if intent.side is Side.BUY:
+        return GuardResult(intent, "margin", "a trim frees margin")
+    if collateral_usd is None:
+        return GuardResult(intent, "margin", "no collateral data: shock check skipped")
+    cv = plan.target.contract_value_usd
+    limit = max_short_notional(collateral_usd, shock, maintenance_rate) / cv
+    room = limit - (plan.hedge_contracts + plan.pending_contracts)
+    if room <= 0:
+        return GuardResult(
+            None,
+            "margin",
+            f"collateral {collateral_usd:.2f} USD cannot carry more short through a "
+            f"{shock:.0%} rise",
+        )
+    if intent.contracts > room:
+        return GuardResult(
+            replace(intent, contracts=room),
+            "margin",
+            f"shrunk to {room:.4f} for a {shock:.0%} rise",
+        )
+    return GuardResult(intent, "margin", f"survives a {shock:.0%} rise")
+
+
+def liquidation_distance(
+    price: Decimal, liquidation_price: Decimal | None, short: bool = True
+) -> Decimal | None:
+    """How far the price may move against the position before liquidation, as a fraction."""
+    if liquidation_price is None or liquidation_price <= 0 or price <= 0:
+        return None
+    return (liquidation_price / price - 1) if short else (1 - liquidation_price / price)
+
+
+def check_order_rate(
+    intent: OrderIntent, sent_last_minute: int, max_per_minute: int
+) -> GuardResult:
+    """Our own order-rate throttle per account, on top of the exchange's limiter."""
+    if sent_last_minute >= max_per_minute:
+        return GuardResult(
+            None, "order_rate", f"{sent_last_minute} orders in the last minute >= {max_per_minute}"
+        )
+    return GuardResult(intent, "order_rate", f"{sent_last_minute} orders in the last minute")
 
 
 def guard(

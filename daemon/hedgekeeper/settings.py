@@ -46,6 +46,7 @@ from hedgekeeper.model import GroupSpec, Mode
 __all__ = [
     "AccountSettings",
     "ControlSettings",
+    "ExecutionSettings",
     "HedgeSettings",
     "LogSettings",
     "MetricsSettings",
@@ -95,6 +96,9 @@ class SimSettings(_Strict):
     )
     spread_bps: NonNegativeDecimal = Decimal(2)
     min_notional: NonNegativeDecimal = Field(Decimal(5), description="USD, linear perps")
+    collateral: NonNegativeDecimal | None = Field(
+        default=None, description="USD collateral of the futures wallet (enables margin figures)"
+    )
 
     @model_validator(mode="after")
     def _known_assets(self) -> SimSettings:
@@ -163,6 +167,48 @@ class HedgeSettings(_Strict):
     )
     quote: AssetName = Field("USDT", description="assets are priced as {ASSET}/{quote}")
 
+    # -- execution style ----------------------------------------------------------------
+    execution: Literal["market", "maker"] = Field(
+        default="market", description="marketable IOC limit, or post-only at the best price"
+    )
+    slippage_cap_bps: Annotated[Decimal, Field(gt=0, le=1000)] = Field(
+        default=Decimal(50), description="market style: limit price this far past the best price"
+    )
+    reprice_after: Annotated[float, Field(gt=0)] = Field(
+        default=10.0, description="maker style: seconds before a resting order is repriced"
+    )
+    deadline: Annotated[float, Field(gt=0)] = Field(
+        default=60.0, description="maker style: seconds before falling back to market style"
+    )
+    max_order_usd: PositiveDecimal | None = Field(
+        default=None, description="slice larger deltas into child orders of at most this"
+    )
+
+    # -- guards -----------------------------------------------------------------------------
+    max_position_contracts: PositiveDecimal | None = None
+    runaway_multiple: Annotated[Decimal, Field(gt=0, le=20)] = Field(
+        default=Decimal(2), description="hedge added per window may not exceed this x exposure"
+    )
+    runaway_window: Annotated[float, Field(gt=0)] = 3600.0
+    max_data_age: Annotated[float, Field(gt=0)] = Field(
+        default=30.0, description="seconds; older or missing data is not traded on"
+    )
+    max_basis: Annotated[Decimal, Field(gt=0, le=1)] = Field(
+        default=Decimal("0.03"), description="hold while |mark / index - 1| exceeds this"
+    )
+    max_jump: Annotated[Decimal, Field(gt=0, le=10)] = Field(
+        default=Decimal("0.15"), description="a bigger move waits for a second snapshot"
+    )
+    shock: Annotated[Decimal, Field(ge=0, le=5)] = Field(
+        default=Decimal("0.3"), description="a short must survive this rise above maintenance"
+    )
+    maintenance_margin_rate: Annotated[Decimal, Field(ge=0, lt=1)] = Decimal("0.005")
+    min_liquidation_distance: Annotated[Decimal, Field(ge=0, le=10)] = Field(
+        default=Decimal("0.15"), description="closer than this to liquidation: alert, REDUCING"
+    )
+    leverage: Annotated[int, Field(ge=1, le=125)] | None = None
+    margin_mode: Literal["cross", "isolated"] | None = None
+
     @field_validator("assets")
     @classmethod
     def _some_assets(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
@@ -189,6 +235,25 @@ class HedgeSettings(_Strict):
             tolerance=self.tolerance,
             max_ratio=self.max_ratio,
         )
+
+
+class ExecutionSettings(_Strict):
+    """How orders are managed across groups and accounts."""
+
+    orphan_orders: Literal["cancel", "adopt"] = Field(
+        default="cancel",
+        description="at start, working orders with our prefix that the journal lacks",
+    )
+    cancel_on_exit: bool = True
+    flatten_on_exit: bool = False
+    max_orders_per_minute: Annotated[int, Field(ge=1, le=1000)] = 20
+    read_retries: Annotated[int, Field(ge=0, le=10)] = 2
+    circuit_breaker_failures: Annotated[int, Field(ge=1)] = 5
+    circuit_breaker_cooldown: Annotated[float, Field(gt=0)] = 60.0
+    lookup_attempts: Annotated[int, Field(ge=1, le=100)] = Field(
+        default=5,
+        description="not-found look-ups before an unacknowledged order counts as never placed",
+    )
 
 
 class PaperSettings(_Strict):
@@ -249,24 +314,23 @@ def client_id_code(group_name: str) -> str:
     return re.sub(r"[^A-Za-z0-9]", "", group_name)[:10]
 
 
-#: Digits of the order sequence at the end of every client order id.
-SEQ_DIGITS = 10
+#: Fixed-width tail of every client order id: a 4-character journal epoch, 10 digits.
+ID_TAIL = 14
 
 
 def group_code_of(client_order_id: str, instance: str) -> str | None:
     """The group code inside one of our client order ids, or ``None`` if it is not ours.
 
-    Ids are ``{instance}{group_code}{seq:010d}``; the fixed-width sequence makes the
-    split exact, so group ``g1`` never claims the orders of group ``g10``.
+    Ids are ``{instance}{group_code}{epoch:4}{seq:010d}``; the fixed-width tail makes
+    the split exact, so group ``g1`` never claims the orders of group ``g10``.
     """
-    if (
-        not client_order_id.startswith(instance)
-        or len(client_order_id) <= len(instance) + SEQ_DIGITS
-    ):
+    if not client_order_id.startswith(instance):
         return None
-    if not client_order_id[-SEQ_DIGITS:].isdigit():
+    if len(client_order_id) <= len(instance) + ID_TAIL:
         return None
-    return client_order_id[len(instance) : -SEQ_DIGITS]
+    if not client_order_id[-10:].isdigit() or not client_order_id[-ID_TAIL:-10].isalnum():
+        return None
+    return client_order_id[len(instance) : -ID_TAIL]
 
 
 class Settings(BaseSettings):
@@ -289,6 +353,7 @@ class Settings(BaseSettings):
     accounts: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")], AccountSettings]
     hedges: list[HedgeSettings]
     paper: PaperSettings = PaperSettings()
+    execution: ExecutionSettings = ExecutionSettings()
     log: LogSettings = LogSettings()
     heartbeat_interval: Annotated[float, Field(gt=0)] = Field(
         60.0, description="seconds between two daemon.heartbeat log lines"
@@ -362,6 +427,10 @@ class Settings(BaseSettings):
         if config_file is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
         return tuple(sources)
+
+    def hedge(self, name: str) -> HedgeSettings:
+        """The settings of one hedge group by name."""
+        return next(h for h in self.hedges if h.name == name)
 
     def group_specs(self) -> list[GroupSpec]:
         """The core's view of every hedge group."""

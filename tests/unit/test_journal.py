@@ -29,6 +29,21 @@ def test_schema_version_and_wal(tmp_path: Path) -> None:
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def test_schema_1_is_upgraded_in_place(tmp_path: Path) -> None:
+    from hedgekeeper.journal import _SCHEMA
+
+    db = sqlite3.connect(tmp_path / "j.db")
+    db.executescript(_SCHEMA + "PRAGMA user_version = 1;")
+    db.execute("INSERT INTO kv (key, value) VALUES ('trading_state', 'HALTED')")
+    db.commit()
+    db.close()
+    journal = Journal(tmp_path / "j.db")
+    assert journal.trading_state() is TradingState.HALTED, "data survives the upgrade"
+    assert journal.positions_seen() == {}
+    journal.close()
+    assert sqlite3.connect(tmp_path / "j.db").execute("PRAGMA user_version").fetchone()[0] == 2
+
+
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     db = sqlite3.connect(tmp_path / "j.db")
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
@@ -40,12 +55,16 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
 def test_client_order_ids_are_deterministic_unique_and_short(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "j.db")
     first, second = new_order(journal), new_order(journal, "eth", "eth")
-    assert first.client_order_id == "hkbtc0000000001"
-    assert second.client_order_id == "hketh0000000002"
+    epoch = journal.epoch()
+    assert len(epoch) == 4 and epoch.isalnum()
+    assert first.client_order_id == f"hkbtc{epoch}0000000001"
+    assert second.client_order_id == f"hketh{epoch}0000000002"
     journal.close()
-    reopened = Journal(tmp_path / "j.db")  # the sequence survives a restart
+    reopened = Journal(tmp_path / "j.db")  # the sequence and epoch survive a restart
     third = new_order(reopened)
-    assert third.client_order_id == "hkbtc0000000003"
+    assert third.client_order_id == f"hkbtc{epoch}0000000003"
+    other = Journal(tmp_path / "other.db")  # a new journal never reuses an old id
+    assert new_order(other).client_order_id != first.client_order_id
     longest = reopened.new_order(
         instance="abcdefgh", group_code="abcdefghij", group="g", account="a", symbol="s",
         side=Side.BUY, amount=D(1), order_type=OrderType.MARKET, price=None,

@@ -147,8 +147,8 @@ def test_clashing_group_codes_are_refused(tmp_path: Path) -> None:
 def test_group_code_is_parsed_exactly() -> None:
     from hedgekeeper.settings import group_code_of
 
-    assert group_code_of(f"hkg{1:010d}", "hk") == "g"
-    assert group_code_of(f"hkg1{1:010d}", "hk") == "g1"
-    assert group_code_of(f"hkg10{12:010d}", "hk") == "g10"
-    assert group_code_of(f"xxg{1:010d}", "hk") is None
-    assert group_code_of("hk0000000001", "hk") is None
+    assert group_code_of(f"hkgab12{1:010d}", "hk") == "g"
+    assert group_code_of(f"hkg1ab12{1:010d}", "hk") == "g1"
+    assert group_code_of(f"hkg10ab12{12:010d}", "hk") == "g10"
+    assert group_code_of(f"xxgab12{1:010d}", "hk") is None
+    assert group_code_of("hkab120000000001", "hk") is None

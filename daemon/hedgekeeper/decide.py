@@ -1,0 +1,243 @@
+"""Decide one group against a snapshot: assess, plan, then every guard in turn.
+
+This is the seam between the pure core (``exposure``, ``sizing``, ``risk``) and
+the shell: it looks values up in the snapshot and the journal, calls the core,
+and returns a :class:`GroupDecision` that says what to do and why. It does no
+I/O of its own except journal reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any
+
+from hedgekeeper.exposure import MissingDataError, assess
+from hedgekeeper.model import (
+    STABLECOINS,
+    GroupSpec,
+    MarketKind,
+    MarketSpec,
+    Plan,
+    Side,
+    TradingState,
+)
+from hedgekeeper.risk import (
+    JumpState,
+    check_basis,
+    check_cap,
+    check_data_age,
+    check_margin,
+    check_max_position,
+    check_order_rate,
+    check_runaway,
+    check_trading_state,
+    guard,
+    liquidation_distance,
+    track_jump,
+)
+from hedgekeeper.settings import HedgeSettings
+from hedgekeeper.sizing import compute_target, fmt, plan_group
+from hedgekeeper.snapshot import Snapshot
+
+__all__ = ["GroupDecision", "estimate_liquidation_price"]
+
+_ZERO = Decimal(0)
+
+
+@dataclass(slots=True)
+class GroupDecision:
+    """What the engine decided for one group in one cycle."""
+
+    group: str
+    action: str  # hold | order | planned | blocked | skipped
+    reason: str
+    plan: Plan | None = None
+    exposure_usd: Decimal | None = None
+    orders: list[Any] | None = None
+    rule: str | None = None  # the guard that blocked, if any
+    liquidation_distance: Decimal | None = None
+    margin_ratio: Decimal | None = None
+
+    @property
+    def order(self) -> Any:
+        """The first order sent this cycle, if any."""
+        return self.orders[0] if self.orders else None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The decision as JSON-ready data (decimals as strings)."""
+        plan = self.plan
+        intent = None if plan is None else plan.intent
+        return {
+            "name": self.group,
+            "action": self.action,
+            "exposure_usd": None if self.exposure_usd is None else fmt(self.exposure_usd),
+            "target_contracts": None if plan is None else fmt(plan.target_contracts),
+            "hedge_contracts": None if plan is None else fmt(plan.hedge_contracts),
+            "pending_contracts": None if plan is None else fmt(plan.pending_contracts),
+            "order": None
+            if intent is None or self.action not in ("order", "planned")
+            else {
+                "side": intent.side.value,
+                "contracts": fmt(intent.contracts),
+                "reduce_only": intent.reduce_only,
+            },
+            "reason": self.reason,
+        }
+
+
+def estimate_liquidation_price(
+    collateral_usd: Decimal, short_contracts: Decimal, market: MarketSpec, price: Decimal,
+    maintenance_rate: Decimal,
+) -> Decimal | None:  # fmt: skip
+    """Where a linear short would be liquidated, from its collateral (entry = ``price``).
+
+    Collateral C backs a short of Q base units: at price L the loss is Q (L - P) and the
+    maintenance need m Q L, so C = Q (L - P) + m Q L, i.e. L = (C + Q P) / (Q (1 + m)).
+    """
+    if short_contracts <= 0 or market.kind is not MarketKind.LINEAR:
+        return None
+    quantity = short_contracts * market.contract_size
+    return (collateral_usd + quantity * price) / (quantity * (1 + maintenance_rate))
+
+
+class Decider:
+    """Decides groups for the engine; holds the little state guards need between cycles."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.jumps: dict[str, JumpState] = {}
+
+    def _prices(self, group: GroupSpec, snap: Snapshot) -> dict[str, Decimal | None]:
+        prices: dict[str, Decimal | None] = {}
+        for asset in group.assets:
+            if asset in STABLECOINS:
+                prices[asset] = Decimal(1)
+                continue
+            account, symbol = self.engine.price_sources[group.name][asset]
+            quote = (snap.quotes.get(account) or {}).get(symbol)
+            prices[asset] = None if quote is None else quote.reference
+        return prices
+
+    def _pending(self, group: GroupSpec, snap: Snapshot) -> Decimal:
+        """Signed hedge effect of working and unresolved orders of this group.
+
+        Journal orders not yet final count for what is not filled yet (the position
+        shows the rest); venue orders with this group's code that the journal does not
+        know (orphans) count too, so they can never be doubled.
+        """
+        from hedgekeeper.settings import client_id_code, group_code_of
+
+        code = client_id_code(group.name)
+        pending = _ZERO
+        known: set[str] = set()
+        for order in self.engine.executor.unresolved(group.name):
+            known.add(order.request.client_order_id)
+            remaining = order.request.amount - order.filled
+            pending += remaining if order.request.side is Side.SELL else -remaining
+        for info in snap.open_orders.get(group.hedge_account) or ():
+            if info.client_order_id in known or info.symbol != group.instrument:
+                continue
+            if group_code_of(info.client_order_id, self.engine.settings.instance) != code:
+                continue
+            pending += info.remaining if info.side is Side.SELL else -info.remaining
+        return pending
+
+    def decide(self, group: GroupSpec, snap: Snapshot, in_flux: set[str]) -> GroupDecision:
+        """Assess, plan and guard one group (journal reads only, no venue I/O)."""
+        engine = self.engine
+        hedge: HedgeSettings = engine.settings.hedge(group.name)
+        account = group.hedge_account
+        if account in snap.open_circuits:
+            return GroupDecision(group.name, "skipped", f"circuit open for account {account}")
+        if snap.open_orders.get(account) is None:
+            return GroupDecision(group.name, "skipped", f"open orders of {account} missing")
+        try:
+            balances = {a: snap.balances.get(a) for a in group.spot_accounts}
+            exposure = assess(group, balances, self._prices(group, snap))
+        except MissingDataError as error:
+            return GroupDecision(group.name, "skipped", str(error))
+        skipped = GroupDecision(group.name, "skipped", "", exposure_usd=exposure.exposure_usd)
+        positions = snap.positions.get(account)
+        if positions is None or group.instrument not in positions:
+            skipped.reason = f"position of {group.instrument} missing"
+            return skipped
+        quote = (snap.quotes.get(account) or {}).get(group.instrument)
+        price = None if quote is None else quote.reference
+        if quote is None or price is None or price <= 0:
+            skipped.reason = f"price of {group.instrument} missing"
+            return skipped
+        if group.name in in_flux:
+            skipped.reason = "an order resolved since the snapshot: waiting for a fresh read"
+            return skipped
+        accepted, self.jumps[group.name], jump_reason = track_jump(
+            self.jumps.get(group.name, JumpState()), price, hedge.max_jump
+        )
+        position = positions[group.instrument]
+        market: MarketSpec = engine.markets[account][group.instrument]
+        ratio = _ZERO if engine.flattening else group.ratio
+        target = compute_target(exposure.exposure_usd, ratio, group.max_ratio, market, price)
+        plan = plan_group(group.name, target, market, position.contracts,
+                          self._pending(group, snap), group.tolerance, ratio)  # fmt: skip
+        if engine.flattening and plan.intent is not None:
+            plan = replace(plan, reason=f"flatten: {plan.reason}")
+        decision = GroupDecision(group.name, "hold", plan.reason, plan, exposure.exposure_usd)
+        self._margin_figures(decision, position, market, price, hedge)
+        if plan.intent is None:
+            engine.executor.group_settled(group.name)
+            return decision
+        age = max(0.0, snap.taken_at - quote.timestamp) if quote.timestamp else 0.0
+        state: TradingState = engine.executor.trading_state
+        window_start = engine.clock() - hedge.runaway_window
+        rules = [
+            lambda i: check_trading_state(i, state),
+            lambda i: check_data_age(i, {f"quote of {group.instrument}": age}, hedge.max_data_age),
+            lambda i: check_basis(i, quote.mark, quote.index, hedge.max_basis),
+            lambda i: _jump_rule(i, accepted, jump_reason),
+            lambda i: check_cap(i, plan),
+            lambda i: check_max_position(i, plan, hedge.max_position_contracts),
+            lambda i: check_runaway(
+                i, engine.journal.hedge_added_since(group.name, window_start)
+                + max(plan.pending_contracts, _ZERO), exposure.exposure_usd,
+                target.contract_value_usd, hedge.runaway_multiple, hedge.runaway_window,
+            ),
+            lambda i: check_margin(i, plan, position.collateral_usd, hedge.shock,
+                                   hedge.maintenance_margin_rate),
+            lambda i: check_order_rate(i, engine.executor.sent_last_minute(account),
+                                       engine.settings.execution.max_orders_per_minute),
+        ]  # fmt: skip
+        allowed, trail = guard(plan.intent, rules)
+        if allowed is not None:
+            # A rule may have shrunk the order below a whole step: round it down again.
+            size = allowed.contracts - allowed.contracts % market.amount_step
+            allowed = replace(allowed, contracts=size) if size > 0 else None
+        if allowed is None:
+            last = trail[-1]
+            decision.action, decision.rule = "blocked", last.rule
+            decision.reason = f"{last.rule}: {last.reason}"
+            return decision
+        if allowed != plan.intent:
+            shrunk_by = next(r for r in trail if r.intent is not None and r.intent != plan.intent)
+            decision.reason = f"{plan.reason}; {shrunk_by.rule}: {shrunk_by.reason}"
+            decision.plan = replace(plan, intent=allowed)
+        decision.action = "order"
+        return decision
+
+    def _margin_figures(self, decision: GroupDecision, position: Any, market: MarketSpec,
+                        price: Decimal, hedge: HedgeSettings) -> None:  # fmt: skip
+        short = -position.contracts
+        liquidation = position.liquidation_price
+        if liquidation is None and position.collateral_usd is not None:
+            liquidation = estimate_liquidation_price(
+                position.collateral_usd, short, market, price, hedge.maintenance_margin_rate
+            )
+        decision.liquidation_distance = (
+            liquidation_distance(price, liquidation) if short > 0 else None
+        )
+        decision.margin_ratio = position.margin_ratio
+
+
+def _jump_rule(intent: Any, accepted: bool, reason: str) -> Any:
+    from hedgekeeper.risk import GuardResult
+
+    return GuardResult(intent if accepted else None, "jump", reason)

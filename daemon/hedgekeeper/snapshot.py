@@ -1,0 +1,184 @@
+"""Snapshot: read everything one cycle needs, concurrently, into an immutable value.
+
+Each account is read once per cycle per kind (balances, positions, quotes, open
+orders), however many groups share it. A read that fails after its retries is
+*missing* (``None``), never zero. Transient failures are retried with jittered
+exponential backoff; an account whose reads keep failing trips a circuit
+breaker and is left alone for a cool-down, so a broken exchange is not hammered.
+Authentication and permission failures are not retried: they are reported so
+the engine can halt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, TypeVar
+
+from hedgekeeper.exceptions import AuthError, RetryableReadError
+from hedgekeeper.model import Balances, OrderInfo, Position, Quote
+from hedgekeeper.settings import ExecutionSettings
+from hedgekeeper.venues.base import Venue
+
+__all__ = ["AccountNeeds", "CircuitBreaker", "Snapshot", "SnapshotReader"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class AccountNeeds:
+    """Which reads one account must do each cycle."""
+
+    balances: bool
+    position_symbols: tuple[str, ...]
+    quote_symbols: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything one cycle's decisions need, read at one time. ``None`` = read failed."""
+
+    taken_at: float
+    balances: dict[str, Balances | None]
+    positions: dict[str, dict[str, Position] | None]
+    quotes: dict[str, dict[str, Quote] | None]
+    open_orders: dict[str, list[OrderInfo] | None]
+    errors: dict[str, str]
+    auth_errors: dict[str, str] = field(default_factory=dict)
+    open_circuits: dict[str, float] = field(default_factory=dict)  # account -> reopens at
+
+
+@dataclass
+class CircuitBreaker:
+    """Consecutive-failure breaker for one account."""
+
+    threshold: int
+    cooldown: float
+    failures: int = 0
+    open_until: float = 0.0
+
+    def allows(self, now: float) -> bool:
+        """Closed, or open but cooled down (half-open: one try)."""
+        return now >= self.open_until
+
+    def record(self, ok: bool, now: float) -> bool:
+        """Count a cycle's outcome; returns True when this call tripped the breaker."""
+        if ok:
+            self.failures = 0
+            return False
+        self.failures += 1
+        if self.failures >= self.threshold:
+            self.open_until = now + self.cooldown
+            self.failures = 0
+            return True
+        return False
+
+
+class SnapshotReader:
+    """Reads snapshots for a fixed set of accounts and needs."""
+
+    def __init__(
+        self,
+        venues: dict[str, Venue],
+        needs: dict[str, AccountNeeds],
+        prefix: str,
+        settings: ExecutionSettings,
+        *,
+        clock: Callable[[], float] = time.time,
+        log: Any = None,
+        retry_budget: float = 5.0,
+    ) -> None:
+        self.venues = venues
+        self.needs = needs
+        self.prefix = prefix
+        self.settings = settings
+        self.clock = clock
+        self.log = log
+        self.retry_budget = retry_budget
+        self.breakers = {
+            name: CircuitBreaker(
+                settings.circuit_breaker_failures, settings.circuit_breaker_cooldown
+            )
+            for name in venues
+        }
+
+    async def _read(self, what: str, call: Callable[[], Awaitable[T]], errors: dict[str, str],
+                    auth_errors: dict[str, str]) -> T | None:  # fmt: skip
+        deadline = time.monotonic() + self.retry_budget
+        attempt = 0
+        while True:
+            try:
+                return await call()
+            except AuthError as error:
+                auth_errors[what] = str(error)
+                errors[what] = f"AuthError: {error}"
+                return None
+            except RetryableReadError as error:
+                delay = 0.25 * 2**attempt * random.uniform(0.5, 1.5)  # jitter spreads retries
+                if attempt >= self.settings.read_retries or time.monotonic() + delay > deadline:
+                    errors[what] = f"RetryableReadError: {error}"
+                    return None
+                attempt += 1
+                if self.log is not None:
+                    self.log.info("snapshot.read_retry", read=what, attempt=attempt,
+                                  delay_s=round(delay, 3), error=str(error))  # fmt: skip
+                await asyncio.sleep(delay)
+            except Exception as error:  # an unexpected reply is missing data, not zero
+                errors[what] = f"{type(error).__name__}: {error}"
+                return None
+
+    async def read(self) -> Snapshot:
+        """One snapshot of every account's needs."""
+        errors: dict[str, str] = {}
+        auth_errors: dict[str, str] = {}
+        balances: dict[str, Any] = {}
+        positions: dict[str, Any] = {}
+        quotes: dict[str, Any] = {}
+        open_orders: dict[str, Any] = {}
+        jobs: list[Awaitable[None]] = []
+        now = self.clock()
+        open_circuits: dict[str, float] = {}
+
+        def add(target: dict[str, Any], name: str, what: str,
+                call: Callable[[], Awaitable[Any]]) -> None:  # fmt: skip
+            async def job() -> None:
+                target[name] = await self._read(f"{what}:{name}", call, errors, auth_errors)
+
+            jobs.append(job())
+
+        for name, needs in self.needs.items():
+            breaker = self.breakers[name]
+            if not breaker.allows(now):
+                open_circuits[name] = breaker.open_until
+                continue
+            venue = self.venues[name]
+            if needs.balances:
+                add(balances, name, "balances", venue.fetch_balances)
+            if needs.position_symbols:
+                symbols = needs.position_symbols
+                add(positions, name, "positions", partial(venue.fetch_positions, symbols))
+                add(open_orders, name, "open_orders",
+                    partial(venue.fetch_open_orders, symbols, self.prefix))  # fmt: skip
+            if needs.quote_symbols:
+                symbols = needs.quote_symbols
+                add(quotes, name, "quotes", partial(venue.fetch_quotes, symbols))
+        await asyncio.gather(*jobs)
+        taken_at = self.clock()
+        for name in self.needs:
+            if name in open_circuits:
+                continue
+            failed = any(key.endswith(f":{name}") for key in errors)
+            if self.breakers[name].record(not failed, taken_at):
+                open_circuits[name] = self.breakers[name].open_until
+                if self.log is not None:
+                    self.log.error("venue.circuit_open", account=name,
+                                   cooldown_s=self.settings.circuit_breaker_cooldown)  # fmt: skip
+        for what, error in errors.items():
+            if self.log is not None:
+                self.log.warning("snapshot.read_failed", read=what, error=error)
+        return Snapshot(taken_at, balances, positions, quotes, open_orders, errors, auth_errors,
+                        open_circuits)  # fmt: skip
