@@ -1,0 +1,1 @@
+"""Tests of the local exchange emulator, driven by the real ccxt client."""
