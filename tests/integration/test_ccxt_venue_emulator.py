@@ -1,0 +1,255 @@
+"""CcxtVenue against the local exchange emulator (Binance and Bybit dialects).
+
+The real ccxt code path runs — signing, URL building, parsing, error mapping —
+over HTTP to 127.0.0.1 through ``api_host``. Faults injected by the emulator
+check the three order outcomes: confirmed, rejected, unknown-then-resolved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+import pytest
+
+from hedgekeeper.exceptions import (
+    OrderRejectedError,
+    RetryableReadError,
+    UnknownOutcomeError,
+    WriteForbiddenError,
+)
+from hedgekeeper.model import OrderRequest, OrderStatus, OrderType, Side
+from hedgekeeper.venues.ccxt_venue import CcxtVenue
+
+emulator_module = pytest.importorskip("tests.emulator")
+Emulator: Any = getattr(emulator_module, "Emulator", None)
+Fault: Any = getattr(emulator_module, "Fault", None)
+if Emulator is None or Fault is None:  # pragma: no cover - emulator not built yet
+    pytest.skip("tests.emulator does not expose Emulator and Fault", allow_module_level=True)
+
+KEY, SECRET = "hk-test-key", "hk-test-secret"
+PERP, SPOT = "BTC/USDT:USDT", "BTC/USDT"
+
+
+@pytest.fixture(params=["binance", "bybit"])
+async def emulator(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    emu = Emulator(request.param, {KEY: SECRET}, prices={"BTC/USDT": 60000, "ETH/USDT": 3000})
+    await emu.start()
+    emu.set_balance(KEY, "BTC", "0.5")
+    emu.set_futures_wallet(KEY, 10000)
+    try:
+        yield emu
+    finally:
+        await emu.stop()
+
+
+@dataclass
+class Venues:
+    """Venues on one injected session (as the daemon's tests inject one)."""
+
+    session: aiohttp.ClientSession
+    made: list[CcxtVenue] = field(default_factory=list)
+
+    def connect(self, emu: Any, **kwargs: Any) -> CcxtVenue:
+        venue = CcxtVenue(
+            "emu",
+            emu.dialect_name,
+            api_key=KEY,
+            secret=SECRET,
+            api_host=emu.base_url,
+            session=self.session,
+            **kwargs,
+        )
+        venue.exchange.enableRateLimit = False  # no throttling sleeps in tests
+        self.made.append(venue)
+        return venue
+
+
+@pytest.fixture
+async def venues() -> AsyncIterator[Venues]:
+    async with aiohttp.ClientSession() as session:
+        made = Venues(session)
+        yield made
+        for venue in made.made:
+            await venue.close()
+        assert not session.closed  # ccxt left the injected session alone
+
+
+def short(client_id: str, amount: str = "0.002") -> OrderRequest:
+    return OrderRequest(client_id, PERP, Side.SELL, Decimal(amount))
+
+
+async def test_a_hedge_cycle(emulator: Any, venues: Venues) -> None:
+    venue = venues.connect(emulator)
+
+    specs = await venue.load_markets([SPOT, PERP])
+    balances = await venue.fetch_balances()
+    quote = (await venue.fetch_quotes([PERP]))[PERP]
+    opened = await venue.submit_order(short("hkE1g1s1"))
+    after_open = (await venue.fetch_positions([PERP]))[PERP]
+    trimmed = await venue.submit_order(
+        OrderRequest("hkE1g1s2", PERP, Side.BUY, Decimal("0.001"), reduce_only=True)
+    )
+    after_trim = (await venue.fetch_positions([PERP]))[PERP]
+    resting = await venue.submit_order(
+        OrderRequest(
+            "hkE1g1s3",
+            PERP,
+            Side.SELL,
+            Decimal("0.002"),
+            OrderType.LIMIT,
+            Decimal(70000),
+            post_only=True,
+        )
+    )
+    working = await venue.fetch_open_orders([PERP], "hkE1")
+    canceled = await venue.cancel_order(PERP, "hkE1g1s3")
+    looked_up = await venue.fetch_order(PERP, "hkE1g1s1")
+
+    assert specs[PERP].amount_step == Decimal("0.001")
+    assert balances["BTC"] == Decimal("0.5")
+    assert quote.bid is not None and quote.ask is not None and quote.bid < quote.ask
+    assert quote.mark == Decimal(60000)
+    assert opened.client_order_id == "hkE1g1s1" and opened.status in (
+        OrderStatus.OPEN,
+        OrderStatus.FILLED,
+    )  # Bybit acknowledges before filling
+    assert after_open.contracts == Decimal("-0.002")
+    assert after_open.entry_price is not None and after_open.liquidation_price is not None
+    assert trimmed.reduce_only
+    assert after_trim.contracts == Decimal("-0.001")
+    assert resting.status is OrderStatus.OPEN
+    assert [o.client_order_id for o in working] == ["hkE1g1s3"]
+    assert canceled is not None and canceled.status is OrderStatus.CANCELED
+    assert looked_up is not None and looked_up.status is OrderStatus.FILLED
+    assert looked_up.filled == Decimal("0.002")
+    assert await venue.fetch_order(PERP, "hkE1never") is None
+    assert await venue.cancel_order(PERP, "hkE1never") is None
+
+
+async def test_backend_timeout_is_unknown_and_resolved_by_lookup(
+    emulator: Any, venues: Venues
+) -> None:
+    venue = venues.connect(emulator)
+    await venue.load_markets([PERP])
+    emulator.faults.add(Fault.backend_timeout(), method="POST", path="*/order*")
+
+    with pytest.raises(UnknownOutcomeError):
+        await venue.submit_order(short("hkE2g1s1"))
+    found = await venue.fetch_order(PERP, "hkE2g1s1")
+
+    assert found is not None and found.status is OrderStatus.FILLED
+    assert emulator.order(KEY, "hkE2g1s1") is not None
+
+
+async def test_response_lost_after_accept_is_unknown_and_resolved_by_lookup(
+    emulator: Any, venues: Venues
+) -> None:
+    venue = venues.connect(emulator, timeout_ms=300)
+    await venue.load_markets([PERP])
+    emulator.faults.add(Fault.accept_then_timeout(delay=5), method="POST", path="*/order*")
+
+    with pytest.raises(UnknownOutcomeError):
+        await venue.submit_order(short("hkE3g1s1"))
+
+    found = await venue.fetch_order(PERP, "hkE3g1s1")
+    assert found is not None and found.client_order_id == "hkE3g1s1"
+
+
+async def test_rate_limit_is_retryable_for_reads_and_unknown_for_writes(
+    emulator: Any, venues: Venues
+) -> None:
+    venue = venues.connect(emulator)
+    await venue.setup_instrument(PERP, None, None)  # reads the position mode once
+    await venue.fetch_balances()  # Bybit's one-off account-type probe
+    emulator.faults.add(Fault.rate_limit(retry_after=1), method="GET")
+    emulator.faults.add(Fault.rate_limit(retry_after=1), method="POST")
+
+    with pytest.raises(RetryableReadError):
+        await venue.fetch_balances()
+    with pytest.raises(UnknownOutcomeError):
+        await venue.submit_order(short("hkE4g1s1"))
+
+    assert await venue.fetch_order(PERP, "hkE4g1s1") is None  # never applied
+
+
+async def test_insufficient_margin_is_a_rejection_on_loopback(
+    emulator: Any, venues: Venues
+) -> None:
+    venue = venues.connect(emulator)
+    await venue.load_markets([PERP])
+    emulator.set_futures_wallet(KEY, 1)
+
+    with pytest.raises(OrderRejectedError, match=r"-2019|110007"):
+        await venue.submit_order(short("hkE5g1s1", "1"))
+
+
+async def test_read_only_venue_sends_no_private_write(emulator: Any, venues: Venues) -> None:
+    venue = venues.connect(emulator, read_only=True)
+    await venue.load_markets([SPOT, PERP])
+
+    await venue.fetch_balances()
+    await venue.fetch_positions([PERP])
+    await venue.fetch_open_orders([PERP], "hk")
+    with pytest.raises(WriteForbiddenError):
+        await venue.submit_order(short("hkE6g1s1"))
+    with pytest.raises(WriteForbiddenError):
+        await venue.exchange.set_leverage(2, PERP)
+
+    assert emulator.private_writes() == []
+
+
+async def test_setup_instrument_never_changes_position_mode_unasked(
+    emulator: Any, venues: Venues
+) -> None:
+    venue = venues.connect(emulator)
+    await venue.load_markets([PERP])
+
+    await venue.setup_instrument(PERP, 3, "cross")
+    await venue.setup_instrument(PERP, 3, "cross")  # already set: still fine
+
+    paths = {record.path for record in emulator.private_writes()}
+    assert not any("positionSide/dual" in path or "switch-mode" in path for path in paths)
+
+
+async def test_read_cycle_request_budget(emulator: Any, venues: Venues) -> None:
+    venue = venues.connect(emulator)
+    await venue.load_markets([SPOT, PERP])
+    await venue.fetch_positions([PERP])  # one-off: Binance leverage brackets
+    await venue.fetch_balances()  # one-off: Bybit account-type probe
+
+    before = venue.request_count
+    await venue.fetch_balances()
+    await venue.fetch_positions([PERP])
+    await venue.fetch_quotes([PERP])
+    await venue.fetch_open_orders([PERP], "hk")
+
+    # Binance futures quotes take two light calls (bookTicker + premiumIndex).
+    expected = 5 if emulator.dialect_name == "binance" else 4
+    assert venue.request_count - before == expected
+
+
+async def test_binance_hedge_mode_account_gets_short_side_orders(
+    venues: Venues,
+) -> None:
+    emu = Emulator("binance", {KEY: SECRET}, prices={"BTC/USDT": 60000, "ETH/USDT": 3000})
+    await emu.start()
+    try:
+        emu.set_futures_wallet(KEY, 10000)
+        emu.set_hedge_mode(KEY, True)
+        venue = venues.connect(emu)
+
+        # Above the 100 USDT minimum: without reduceOnly (refused in hedge mode) a
+        # closing order gets no minimum-notional exemption.
+        await venue.submit_order(short("hkE7g1s1", "0.004"))
+        await venue.submit_order(
+            OrderRequest("hkE7g1s2", PERP, Side.BUY, Decimal("0.002"), reduce_only=True)
+        )
+
+        assert emu.position(KEY, PERP, "SHORT").qty == Decimal("-0.002")
+        assert (await venue.fetch_positions([PERP]))[PERP].contracts == Decimal("-0.002")
+    finally:
+        await emu.stop()
