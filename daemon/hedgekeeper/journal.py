@@ -520,9 +520,27 @@ class Journal:
             fee_usd=Decimal(data["fee_usd"]),
             exchange_order_id=data["exchange_order_id"],
             reduce_only=data["reduce_only"],
+            price=_dec(data.get("price")),
         )
 
-    def paper_fill(self, account: str, info: OrderInfo, position_delta: Decimal) -> None:
+    def paper_open_orders(self, account: str) -> list[OrderInfo]:
+        """Resting paper orders of one account."""
+        rows = self._db.execute(
+            "SELECT client_order_id FROM paper_orders WHERE account = ? "
+            "AND json_extract(info, '$.status') = 'open'",
+            (account,),
+        ).fetchall()
+        found = (self.paper_order(account, cid) for (cid,) in rows)
+        return [o for o in found if o is not None]
+
+    def paper_fill(
+        self,
+        account: str,
+        info: OrderInfo,
+        position_delta: Decimal,
+        *,
+        replace_existing: bool = False,
+    ) -> None:
         """Atomically move a paper position and store the paper order that moved it."""
         data = {
             "client_order_id": info.client_order_id,
@@ -535,6 +553,7 @@ class Journal:
             "fee_usd": str(info.fee_usd),
             "exchange_order_id": info.exchange_order_id,
             "reduce_only": info.reduce_only,
+            "price": None if info.price is None else str(info.price),
         }
         with self.transaction() as db:
             db.execute(
@@ -549,7 +568,8 @@ class Journal:
                     ),
                 ),
             )
+            verb = "INSERT OR REPLACE" if replace_existing else "INSERT"
             db.execute(
-                "INSERT INTO paper_orders (account, client_order_id, info) VALUES (?, ?, ?)",
+                f"{verb} INTO paper_orders (account, client_order_id, info) VALUES (?, ?, ?)",
                 (account, info.client_order_id, json.dumps(data)),
             )

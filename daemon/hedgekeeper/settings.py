@@ -260,6 +260,7 @@ class PaperSettings(_Strict):
     """The dry-run fill model."""
 
     taker_fee: Annotated[Decimal, Field(ge=0, le=Decimal("0.01"))] = Decimal("0.0005")
+    maker_fee: Annotated[Decimal, Field(ge=-0.01, le=Decimal("0.01"))] = Decimal("0.0002")
     slippage_bps: Annotated[Decimal, Field(ge=0, le=500)] = Decimal(1)
 
 

@@ -3,14 +3,18 @@
 Reads pass through to the wrapped venue, except positions, which are the wrapped
 venue's positions *plus* the paper fills' net effect (kept in the journal, so a
 restart does not forget the paper hedge). Orders never reach the wrapped venue:
-they fill at once at the top of book, worsened by ``slippage_bps``, paying
-``taker_fee`` on the notional.
+a market order or a crossing IOC limit fills at once at the top of book,
+worsened by ``slippage_bps`` (never past its limit), paying ``taker_fee``; an
+IOC limit that does not cross expires; a post-only order rests in the paper book
+and fills at its price, paying ``maker_fee``, once a later quote trades
+through it.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from decimal import Decimal
 
 from hedgekeeper.exceptions import OrderRejectedError, RetryableReadError
@@ -22,6 +26,7 @@ from hedgekeeper.model import (
     OrderInfo,
     OrderRequest,
     OrderStatus,
+    OrderType,
     Position,
     Quote,
     Side,
@@ -80,12 +85,39 @@ class PaperVenue:
         now = time.monotonic()
         for symbol, quote in quotes.items():
             self._quotes[symbol] = (now, quote)
+        self._fill_resting(quotes)
         return quotes
 
     async def fetch_open_orders(self, symbols: Iterable[str], prefix: str) -> list[OrderInfo]:
-        # Paper orders fill at once, so none ever works; the wrapped venue's orders are
-        # not ours (our ids never reach it).
-        return []
+        wanted = set(symbols)
+        return [
+            o
+            for o in self._journal.paper_open_orders(self.name)
+            if o.symbol in wanted and o.client_order_id.startswith(prefix)
+        ]
+
+    def _fill_resting(self, quotes: dict[str, Quote]) -> None:
+        """Fill resting (post-only) paper orders that the market has traded through."""
+        for order in self._journal.paper_open_orders(self.name):
+            quote = quotes.get(order.symbol)
+            market = self._markets.get(order.symbol)
+            if quote is None or market is None or order.price is None:
+                continue
+            # A resting sell fills when buyers reach its price, a resting buy when sellers do.
+            through = (
+                quote.bid is not None and quote.bid >= order.price
+                if order.side is Side.SELL
+                else quote.ask is not None and quote.ask <= order.price
+            )
+            if through:
+                notional = order.amount * market.contract_value_usd(order.price)
+                filled = replace(
+                    order, status=OrderStatus.FILLED, filled=order.amount,
+                    average_price=order.price,
+                    fee_usd=(notional * self._settings.maker_fee).quantize(_QUANTUM),
+                )  # fmt: skip
+                signed = order.amount if order.side is Side.BUY else -order.amount
+                self._journal.paper_fill(self.name, filled, signed, replace_existing=True)
 
     async def _quote(self, symbol: str) -> Quote:
         seen = self._quotes.get(symbol)
@@ -115,37 +147,45 @@ class PaperVenue:
         quote = await self._quote(request.symbol)
         top = quote.ask if request.side is Side.BUY else quote.bid
         if top is None:
-            raise RetryableReadError(
-                f"{self.name}: no {request.side} side in book of {request.symbol}"
-            )
+            raise RetryableReadError(f"{self.name}: no {request.side} side in {request.symbol}")
+        base = OrderInfo(
+            client_order_id=request.client_order_id, symbol=request.symbol, side=request.side,
+            amount=request.amount, status=OrderStatus.OPEN, price=request.price,
+            exchange_order_id=f"paper-{request.client_order_id}", reduce_only=request.reduce_only,
+        )  # fmt: skip
+        limit = request.price if request.order_type is OrderType.LIMIT else None
+        crosses = limit is None or (top <= limit if request.side is Side.BUY else top >= limit)
+        if request.post_only:
+            if crosses:
+                raise OrderRejectedError(f"{self.name}: post-only {request.side} at {limit} would "
+                                         f"take liquidity (top {top})")  # fmt: skip
+            self._journal.paper_fill(self.name, base, Decimal(0))  # rests, nothing moves yet
+            return base
+        if not crosses:
+            # An IOC limit that does not cross expires unfilled, like on an exchange.
+            expired = replace(base, status=OrderStatus.CANCELED)
+            self._journal.paper_fill(self.name, expired, Decimal(0))
+            return expired
         slip = self._settings.slippage_bps * _BPS
-        price = (top * (1 + slip) if request.side is Side.BUY else top * (1 - slip)).quantize(
-            _QUANTUM
-        )
-        if request.order_type.value == "limit" and request.price is not None:
-            crosses = price <= request.price if request.side is Side.BUY else price >= request.price
-            if not crosses:
-                raise OrderRejectedError(
-                    f"{self.name}: paper limit {request.price} does not cross {price}"
-                )
+        price = top * (1 + slip) if request.side is Side.BUY else top * (1 - slip)
+        if limit is not None:  # slippage never beyond the order's own limit
+            price = min(price, limit) if request.side is Side.BUY else max(price, limit)
+        price = price.quantize(_QUANTUM)
         notional = request.amount * market.contract_value_usd(price)
-        info = OrderInfo(
-            client_order_id=request.client_order_id,
-            symbol=request.symbol,
-            side=request.side,
-            amount=request.amount,
-            status=OrderStatus.FILLED,
-            filled=request.amount,
-            average_price=price,
+        info = replace(
+            base, status=OrderStatus.FILLED, filled=request.amount, average_price=price,
             fee_usd=(notional * self._settings.taker_fee).quantize(_QUANTUM),
-            exchange_order_id=f"paper-{request.client_order_id}",
-            reduce_only=request.reduce_only,
-        )
+        )  # fmt: skip
         self._journal.paper_fill(self.name, info, signed)
         return info
 
     async def cancel_order(self, symbol: str, client_order_id: str) -> OrderInfo | None:
-        return self._journal.paper_order(self.name, client_order_id)
+        order = self._journal.paper_order(self.name, client_order_id)
+        if order is None or order.status is not OrderStatus.OPEN:
+            return order
+        cancelled = replace(order, status=OrderStatus.CANCELED)
+        self._journal.paper_fill(self.name, cancelled, Decimal(0), replace_existing=True)
+        return cancelled
 
     async def fetch_order(self, symbol: str, client_order_id: str) -> OrderInfo | None:
         return self._journal.paper_order(self.name, client_order_id)

@@ -39,6 +39,8 @@ __all__ = ["SimVenue"]
 
 _SECONDS_PER_YEAR = 365 * 24 * 3600
 _BPS = Decimal("0.0001")
+#: Maintenance margin rate of the simulated perps (0.5 %, like the lowest tiers).
+_MAINTENANCE_RATE = Decimal("0.005")
 
 
 class _PricePath:
@@ -97,6 +99,8 @@ class SimVenue:
         self._markets = self._build_markets()
         #: Reads that fail until cleared (test hook): "balances", "positions", "quotes".
         self.failing: set[str] = set()
+        #: Calls that raise a given error until cleared (test hook): name -> exception.
+        self.raising: dict[str, Exception] = {}
 
     # -- test and demo hooks ------------------------------------------------------------
 
@@ -149,21 +153,38 @@ class SimVenue:
     async def load_markets(self, symbols: Iterable[str]) -> dict[str, MarketSpec]:
         return {s: self._markets[s] for s in symbols if s in self._markets}
 
+    def _check(self, call: str) -> None:
+        error = self.raising.get(call)
+        if error is not None:
+            raise error
+
     async def fetch_balances(self) -> Balances:
+        self._check("fetch_balances")
         if "balances" in self.failing:
             raise RetryableReadError(f"{self.name}: balances unavailable (simulated)")
         return dict(self._balances)
 
     async def fetch_positions(self, symbols: Iterable[str]) -> dict[str, Position]:
+        self._check("fetch_positions")
         if "positions" in self.failing:
             raise RetryableReadError(f"{self.name}: positions unavailable (simulated)")
-        return {
-            s: Position(s, self._positions.get(s, Decimal(0)))
-            for s in symbols
-            if s in self._markets
-        }
+        return {s: self._position(s) for s in symbols if s in self._markets}
+
+    def _position(self, symbol: str) -> Position:
+        contracts = self._positions.get(symbol, Decimal(0))
+        collateral = self._settings.collateral
+        if collateral is None or contracts == 0:
+            return Position(symbol, contracts, collateral_usd=collateral)
+        market = self._markets[symbol]
+        notional = abs(contracts) * market.contract_value_usd(self.price(market.base))
+        maintenance = notional * _MAINTENANCE_RATE
+        return Position(
+            symbol, contracts, collateral_usd=collateral, maintenance_margin_usd=maintenance,
+            margin_ratio=maintenance / collateral if collateral else None,
+        )  # fmt: skip
 
     async def fetch_quotes(self, symbols: Iterable[str]) -> dict[str, Quote]:
+        self._check("fetch_quotes")
         if "quotes" in self.failing:
             raise RetryableReadError(f"{self.name}: quotes unavailable (simulated)")
         now = time.time()
@@ -198,6 +219,7 @@ class SimVenue:
     # -- writes ----------------------------------------------------------------------------
 
     async def submit_order(self, request: OrderRequest) -> OrderInfo:
+        self._check("submit_order")
         if request.client_order_id in self._orders:
             raise OrderRejectedError(f"duplicate client order id {request.client_order_id}")
         market = self._markets.get(request.symbol)
