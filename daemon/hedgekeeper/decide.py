@@ -64,6 +64,11 @@ class GroupDecision:
         """The first order sent this cycle, if any."""
         return self.orders[0] if self.orders else None
 
+    @property
+    def order_status(self) -> str | None:
+        """Status of the last order sent this cycle, if any."""
+        return self.orders[-1].status.value if self.orders else None
+
     def as_dict(self) -> dict[str, Any]:
         """The decision as JSON-ready data (decimals as strings)."""
         plan = self.plan

@@ -26,7 +26,7 @@ from hedgekeeper.exceptions import ConfigError, VenueError
 from hedgekeeper.execution import Executor, HaltRequired
 from hedgekeeper.journal import Journal
 from hedgekeeper.logs import get_logger
-from hedgekeeper.model import STABLECOINS, GroupSpec, MarketSpec, TradingState
+from hedgekeeper.model import STABLECOINS, GroupSpec, MarketSpec, Mode, TradingState
 from hedgekeeper.settings import Settings
 from hedgekeeper.snapshot import AccountNeeds, Snapshot, SnapshotReader
 from hedgekeeper.venues.base import Venue
@@ -94,6 +94,7 @@ class Engine:
         )
         self.markets = dict(zip(wanted, loaded, strict=True))
         self._check_markets()
+        await self._prepare_venues()
         self.reader = SnapshotReader(
             self.venues, self._needs(), self.settings.instance, self.settings.execution,
             clock=self.clock, log=self.log, retry_budget=max(1.0, self.settings.poll_interval / 2),
@@ -128,6 +129,38 @@ class Engine:
             self.price_sources[hedge.name] = sources
         if problems:
             raise ConfigError("\n".join(problems))
+
+    async def _prepare_venues(self) -> None:
+        """Key hygiene (live) and leverage / margin mode (testnet, live), before trading.
+
+        In dry-run nothing is written to an exchange, so neither runs there.
+        """
+        mode = self.settings.mode
+        if mode is Mode.DRY_RUN:
+            return
+        hedge_accounts = {h.hedge_account for h in self.settings.hedges}
+        for name in sorted(hedge_accounts):
+            venue, account = self.venues[name], self.settings.accounts[name]
+            check = getattr(venue, "fetch_key_permissions", None)
+            if check is None:
+                continue
+            permissions = await check()
+            if permissions is None:
+                self.log.warning("keys.permissions_unknown", account=name)
+            elif permissions.can_withdraw:
+                if mode is Mode.LIVE and not account.allow_withdraw_permission:
+                    raise ConfigError(
+                        f"accounts.{name}: this API key can withdraw funds; create a key "
+                        "without withdrawal permission, or set allow_withdraw_permission = true"
+                    )
+                self.log.warning("keys.can_withdraw", account=name)
+        for hedge in self.settings.hedges:
+            setup = getattr(self.venues[hedge.hedge_account], "setup_instrument", None)
+            if setup is None or (hedge.leverage is None and hedge.margin_mode is None):
+                continue
+            await setup(hedge.instrument, hedge.leverage, hedge.margin_mode)
+            self.log.info("instrument.prepared", group=hedge.name, symbol=hedge.instrument,
+                          leverage=hedge.leverage, margin_mode=hedge.margin_mode)  # fmt: skip
 
     def _needs(self) -> dict[str, AccountNeeds]:
         balances: set[str] = set()

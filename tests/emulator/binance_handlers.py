@@ -98,7 +98,7 @@ class BinanceHandlers:
             ids = json.loads(str(ctx.params["symbols"]))
             return [ctx.engine.market_by_id(i, kind) for i in ids]
         one = self._market(ctx, required=False)
-        return [one] if one else ctx.engine.markets_of_kind(kind)
+        return [one] if one else ctx.engine.priced_markets_of_kind(kind)
 
     def _one_or_list(self, ctx: RequestContext, items: list[dict[str, Any]]) -> web.Response:
         return json_response(items[0] if ctx.params.get("symbol") else items)

@@ -85,7 +85,7 @@ class BybitHandlers:
 
     def _markets(self, ctx: RequestContext) -> list[MarketDef]:
         one = self._market(ctx, required=False)
-        return [one] if one else ctx.engine.markets_of_kind(self._category(ctx))
+        return [one] if one else ctx.engine.priced_markets_of_kind(self._category(ctx))
 
     # -- market data ------------------------------------------------------------------
     async def time(self, ctx: RequestContext) -> web.Response:

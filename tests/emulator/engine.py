@@ -76,6 +76,14 @@ class Engine:
         """Markets of one kind, in definition order."""
         return [m for m in self.markets.values() if m.kind == kind]
 
+    def priced_markets_of_kind(self, kind: str) -> list[MarketDef]:
+        """Markets of one kind that have a price: what an "all tickers" request lists.
+
+        A real exchange lists every market it trades; here a market without a price
+        set is not trading yet, so it is left out rather than failing the request.
+        """
+        return [m for m in self.markets_of_kind(kind) if m.symbol in self._prices]
+
     def set_price(self, symbol: str, price: Decimal, spread_bps: Decimal | None = None,
                   mark: Decimal | None = None) -> None:
         """Set the mid price; a bare pair (``BTC/USDT``) moves spot and perp together."""

@@ -6,7 +6,7 @@ demo starts without loading it.
 
 from __future__ import annotations
 
-from hedgekeeper.exceptions import ConfigError
+from hedgekeeper.exceptions import ConfigError, VenueConfigError
 from hedgekeeper.journal import Journal
 from hedgekeeper.model import Mode
 from hedgekeeper.settings import AccountSettings, Settings
@@ -14,7 +14,7 @@ from hedgekeeper.venues.base import Venue
 from hedgekeeper.venues.paper import PaperVenue
 from hedgekeeper.venues.sim import SimVenue
 
-__all__ = ["Venue", "build_venue", "build_venues"]
+__all__ = ["Venue", "build_venue", "build_venues", "market_types"]
 
 
 def _secret(value: object) -> str | None:
@@ -22,7 +22,23 @@ def _secret(value: object) -> str | None:
     return None if get is None else str(get())
 
 
-def build_venue(name: str, account: AccountSettings, mode: Mode) -> Venue:
+def market_types(name: str, settings: Settings) -> tuple[str, ...]:
+    """The ccxt market types an account needs: spot for balances and prices, and the
+    contract kinds of the instruments it holds — so nothing else is loaded."""
+    kinds: set[str] = set()
+    for hedge in settings.hedges:
+        if name in hedge.spot_accounts or (hedge.price_account or hedge.hedge_account) == name:
+            kinds.add("spot")
+        if hedge.hedge_account == name:
+            base_quote, _, settle = hedge.instrument.partition(":")
+            quote = base_quote.partition("/")[2]
+            kinds.add("linear" if settle and settle == quote else "inverse" if settle else "spot")
+    return tuple(sorted(kinds)) or ("spot",)
+
+
+def build_venue(
+    name: str, account: AccountSettings, mode: Mode, kinds: tuple[str, ...] = ("spot", "linear")
+) -> Venue:
     """The raw venue of one account (not yet wrapped for paper trading)."""
     if account.sim is not None:
         return SimVenue(name, account.sim)
@@ -31,26 +47,33 @@ def build_venue(name: str, account: AccountSettings, mode: Mode) -> Venue:
     except ImportError as error:  # pragma: no cover - ccxt is a hard dependency
         raise ConfigError(f"accounts.{name}.exchange: ccxt is not available: {error}") from error
     testnet = mode is Mode.TESTNET
+    # Test-environment keys are separate from live ones: testnet never sees live keys.
     prefix = "testnet_" if testnet else ""
-    return CcxtVenue(
-        name,
-        account.exchange,
-        api_key=_secret(getattr(account, f"{prefix}api_key")),
-        secret=_secret(getattr(account, f"{prefix}secret")),
-        password=_secret(getattr(account, f"{prefix}password")),
-        environment=account.testnet_environment if testnet else "live",
-        read_only=mode is Mode.DRY_RUN,
-        api_host=account.api_host,
-        options=account.options,
-        timeout_ms=account.timeout_ms,
-    )
+    try:
+        return CcxtVenue(
+            name,
+            account.exchange,
+            api_key=_secret(getattr(account, f"{prefix}api_key")),
+            secret=_secret(getattr(account, f"{prefix}secret")),
+            password=_secret(getattr(account, f"{prefix}password")),
+            environment=account.testnet_environment if testnet else "live",
+            read_only=mode is Mode.DRY_RUN,
+            api_host=account.api_host,
+            market_types=kinds,
+            options=account.options,
+            timeout_ms=account.timeout_ms,
+        )
+    except VenueConfigError as error:
+        raise ConfigError(f"accounts.{name}.exchange: {error}") from error
 
 
 def build_venues(settings: Settings, journal: Journal) -> dict[str, Venue]:
     """One venue per account; in ``dry-run`` each is wrapped in the paper venue."""
     venues: dict[str, Venue] = {}
     for name, account in settings.accounts.items():
-        venue = build_venue(name, account, settings.mode)
+        if account.sim is not None and settings.mode is Mode.LIVE:
+            raise ConfigError(f"accounts.{name}: the sim venue cannot trade in live mode")
+        venue = build_venue(name, account, settings.mode, market_types(name, settings))
         if settings.mode is Mode.DRY_RUN:
             venue = PaperVenue(venue, journal, settings.paper)
         venues[name] = venue

@@ -98,6 +98,11 @@ class CcxtVenue:
         self._leverages: dict[str, int] = {}
 
     @property
+    def has_credentials(self) -> bool:
+        """Whether an API key is configured (without one only public data can be read)."""
+        return bool(self.exchange.apiKey)
+
+    @property
     def read_only(self) -> bool:
         """Whether private writes are refused (dry-run)."""
         return self._client.read_only

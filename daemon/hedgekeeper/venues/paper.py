@@ -1,7 +1,8 @@
 """The ``paper`` venue: dry-run orders filled by a model, on top of any real venue.
 
 Reads pass through to the wrapped venue, except positions, which are the wrapped
-venue's positions *plus* the paper fills' net effect (kept in the journal, so a
+venue's positions *plus* the paper fills' net effect (with no API keys, the paper
+fills alone) (kept in the journal, so a
 restart does not forget the paper hedge). Orders never reach the wrapped venue:
 a market order or a crossing IOC limit fills at once at the top of book,
 worsened by ``slippage_bps`` (never past its limit), paying ``taker_fee``; an
@@ -52,6 +53,9 @@ class PaperVenue:
         self._settings = settings
         self._markets: dict[str, MarketSpec] = {}
         self._quotes: dict[str, tuple[float, Quote]] = {}
+        # Without keys a real venue cannot show positions: the paper book is the whole
+        # position then (balances still need keys, and fail loudly without them).
+        self._public_only = not getattr(inner, "has_credentials", True)
 
     async def load_markets(self, symbols: Iterable[str]) -> dict[str, MarketSpec]:
         markets = await self.inner.load_markets(symbols)
@@ -63,7 +67,10 @@ class PaperVenue:
 
     async def fetch_positions(self, symbols: Iterable[str]) -> dict[str, Position]:
         wanted = list(symbols)
-        real = await self.inner.fetch_positions(wanted)
+        if self._public_only:
+            real = {s: Position(s, Decimal(0)) for s in wanted if s in self._markets}
+        else:
+            real = await self.inner.fetch_positions(wanted)
         paper = self._journal.paper_positions(self.name)
         out: dict[str, Position] = {}
         for symbol in wanted:
