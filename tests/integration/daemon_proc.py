@@ -50,13 +50,13 @@ class Daemon:
     def events(self, name: str) -> list[dict[str, Any]]:
         return [line for line in self.lines if line.get("event") == name]
 
-    async def stop(self, signum: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+    async def stop(self, signum: int = signal.SIGTERM, within: float = 10.0) -> int:
         assert self.proc is not None
         if self.proc.returncode is None:
             self.proc.send_signal(signum)
-        code = await asyncio.wait_for(self.proc.wait(), timeout)
+        code = await asyncio.wait_for(self.proc.wait(), within)
         if self._reader is not None:
-            await asyncio.wait_for(self._reader, timeout)
+            await asyncio.wait_for(self._reader, within)
         return code
 
     async def kill(self) -> None:
