@@ -68,12 +68,19 @@ def _state_dir(cli_value: Path | None, configured: Path | None) -> Path:
 
 
 def _load(config: Path) -> Any:
-    from hedgekeeper.settings import load_settings
+    from hedgekeeper.settings import load_settings, readable_secrets
 
     try:
-        return load_settings(config)
+        settings = load_settings(config)
     except ConfigError as error:
         raise _fail_config(str(error)) from None
+    if readable_secrets(config):
+        # Logging is not set up yet: this goes straight to stderr, once.
+        typer.echo(
+            f"warning: {config} holds secrets and other users can read it: chmod 600 {config}",
+            err=True,
+        )
+    return settings
 
 
 def _setup_logging(settings: Any) -> Any:

@@ -57,6 +57,7 @@ __all__ = [
     "client_id_code",
     "group_code_of",
     "load_settings",
+    "readable_secrets",
     "redacted",
     "secret_values",
 ]
@@ -529,6 +530,23 @@ _SECRET_FIELDS = frozenset(
     {"api_key", "secret", "password", "testnet_api_key", "testnet_secret", "testnet_password",
      "token", "urls"}
 )  # fmt: skip
+
+
+_SECRET_LINE = re.compile(
+    r"^\s*(api_key|secret|password|testnet_api_key|testnet_secret|testnet_password|token|urls)"
+    r"\s*=\s*\S",
+    re.MULTILINE,
+)
+
+
+def readable_secrets(config_file: Path) -> bool:
+    """True when ``config_file`` holds a secret and users other than its owner can read it."""
+    try:
+        mode = config_file.stat().st_mode
+        text = config_file.read_text()
+    except OSError:
+        return False
+    return bool(mode & 0o044) and _SECRET_LINE.search(text) is not None
 
 
 def secret_values(settings: Settings) -> list[str]:

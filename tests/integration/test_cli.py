@@ -119,3 +119,21 @@ def test_run_stops_on_signal_with_exit_0_within_5s(
     assert proc.returncode == 0, remaining
     assert took < 5.0
     assert '"daemon.stopped"' in remaining
+
+
+def test_shipped_configs_are_valid() -> None:
+    for path in sorted((REPO / "config").glob("*.toml")):
+        result = cli("check", "--config", str(path))
+        assert result.returncode == 0, (path, result.stderr)
+
+
+def test_warns_when_secrets_are_readable_by_others(contract_config: Path) -> None:
+    contract_config.write_text(
+        CONTRACT_TOML.replace('exchange = "sim"', 'exchange = "sim"\nsecret = "abcd1234"')
+    )
+    contract_config.chmod(0o644)
+    result = cli("check", "--config", str(contract_config))
+    assert result.returncode == 0
+    assert "other users can read it" in result.stderr and "abcd1234" not in result.stderr
+    contract_config.chmod(0o600)
+    assert "other users can read it" not in cli("check", "--config", str(contract_config)).stderr
