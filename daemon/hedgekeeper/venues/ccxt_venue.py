@@ -145,7 +145,13 @@ class CcxtVenue:
             if kind == "spot":
                 continue  # spot symbols have no positions
             # ccxt does not infer linear/inverse from the symbols (Binance: fapi or dapi).
-            fetch = partial(self.exchange.fetch_positions, group, {"subType": sub_type})
+            params: dict[str, Any] = {"subType": sub_type}
+            wanted: list[str] | None = list(group)
+            settles = {(await self._client.market(sym)).get("settle") for sym in group}
+            if self.exchange_id == "bybit" and len(group) > 1 and len(settles) == 1:
+                # Bybit takes one symbol or a whole settle coin: one request for all of them.
+                params["settleCoin"], wanted = settles.pop(), None
+            fetch = partial(self.exchange.fetch_positions, wanted, params)
             with self._client.collect_replies() as replies:
                 raw = await self._client.read("fetch_positions", fetch)
             # ccxt reads a malformed reply as "no positions": check the exchange's own JSON.
