@@ -27,13 +27,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path[:0] = [str(ROOT / "daemon"), str(ROOT)]
 
+from tests.emulator import Emulator  # noqa: E402
+from tests.emulator.markets import MarketDef  # noqa: E402
+
 from hedgekeeper.engine import Engine  # noqa: E402
 from hedgekeeper.journal import Journal  # noqa: E402
 from hedgekeeper.logs import configure_logging  # noqa: E402
 from hedgekeeper.settings import load_settings  # noqa: E402
 from hedgekeeper.venues import build_venues  # noqa: E402
-from tests.emulator import Emulator  # noqa: E402
-from tests.emulator.markets import MarketDef  # noqa: E402
 
 KEY, SECRET = "bench-key", "bench-secret"
 D = Decimal
@@ -92,10 +93,8 @@ async def requests_per_cycle(
         for _ in range(5):
             emu.clear_requests()
             report = await engine.run_cycle()
-            not_holding = [d.group for d in report.decisions if d.action != "hold"]
-            assert not not_holding, (
-                f"groups not settled: {[(d.group, d.action, d.reason) for d in report.decisions if d.action != 'hold'][:3]}"
-            )
+            unsettled = [(d.group, d.action, d.reason) for d in report.decisions if d.action != "hold"]
+            assert not unsettled, f"groups not settled: {unsettled[:3]}"
             counts.append(len(emu.requests))
             paths.update(f"{r.method} {r.path}" for r in emu.requests)
         return statistics.mean(counts), paths
@@ -136,7 +135,7 @@ async def time_to_first_decision(dialect: str, workdir: Path) -> float:
 
 
 async def main() -> None:
-    configure_logging("error", "json", stream=open(os.devnull, "w"))  # noqa: SIM115, ASYNC230
+    configure_logging("error", "json", stream=open(os.devnull, "w"))  # noqa: ASYNC230
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         print(f"{'exchange':>9} {'groups':>7} {'requests/cycle':>15}  breakdown")
