@@ -93,7 +93,7 @@ async def requests_per_cycle(
         for _ in range(5):
             emu.clear_requests()
             report = await engine.run_cycle()
-            unsettled = [(d.group, d.action, d.reason) for d in report.decisions if d.action != "hold"]
+            unsettled = [(d.group, d.reason) for d in report.decisions if d.action != "hold"]
             assert not unsettled, f"groups not settled: {unsettled[:3]}"
             counts.append(len(emu.requests))
             paths.update(f"{r.method} {r.path}" for r in emu.requests)
