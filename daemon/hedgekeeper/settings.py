@@ -139,7 +139,11 @@ class AccountSettings(_Strict):
     )
     api_host: Annotated[str, Field(pattern=r"^https?://[^/]+$")] | None = None
     options: dict[str, Any] = Field(default_factory=dict)
-    timeout_ms: Annotated[int, Field(ge=1000, le=120000)] = 10000
+    timeout_ms: Annotated[int, Field(ge=100, le=120000)] = 10000
+    rate_limit: bool = Field(
+        default=True,
+        description="ccxt's client-side rate limiter; turn off only for a local test exchange",
+    )
     allow_withdraw_permission: bool = False
 
     @model_validator(mode="after")

@@ -62,6 +62,7 @@ def build_venue(
             market_types=kinds,
             options=account.options,
             timeout_ms=account.timeout_ms,
+            rate_limit=account.rate_limit,
         )
     except VenueConfigError as error:
         raise ConfigError(f"accounts.{name}.exchange: {error}") from error

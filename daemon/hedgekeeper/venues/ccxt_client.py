@@ -54,6 +54,7 @@ class CcxtClient:
         options: Mapping[str, Any] | None,
         session: aiohttp.ClientSession | None,
         timeout_ms: int,
+        rate_limit: bool = True,
     ) -> None:
         import ccxt as ccxt_errors  # every ccxt error class is exported at the top level
         import ccxt.async_support as ccxt_async
@@ -70,7 +71,9 @@ class CcxtClient:
         self._secrets = (api_key, secret, password)
         self._session_injected = session is not None
         config: dict[str, Any] = {
-            "enableRateLimit": True,
+            # ccxt's client-side limiter spaces requests by the exchange's weights; only
+            # a local test exchange may turn it off (account setting rate_limit).
+            "enableRateLimit": rate_limit,
             "timeout": timeout_ms,
             "options": ccxt_params.base_options(exchange_id, self.market_types, options or {}),
         }

@@ -73,6 +73,7 @@ class CcxtVenue:
         session: aiohttp.ClientSession | None = None,
         timeout_ms: int = 10000,
         hedge_mode: bool | None = None,
+        rate_limit: bool = True,
     ) -> None:
         self.name = name
         self.exchange_id = exchange_id
@@ -89,6 +90,7 @@ class CcxtVenue:
             options=options,
             session=session,
             timeout_ms=timeout_ms,
+            rate_limit=rate_limit,
         )
         #: The ccxt exchange object (async_support).
         self.exchange: Any = self._client.exchange
