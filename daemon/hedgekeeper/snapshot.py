@@ -131,6 +131,33 @@ class SnapshotReader:
                 errors[what] = f"{type(error).__name__}: {error}"
                 return None
 
+    async def _positions_then_orders(
+        self,
+        name: str,
+        venue: Venue,
+        symbols: tuple[str, ...],
+        positions: dict[str, Any],
+        open_orders: dict[str, Any],
+        errors: dict[str, str],
+        auth_errors: dict[str, str],
+    ) -> None:
+        """Positions first, then open orders: never both counting one fill.
+
+        An order that fills before the positions read is gone from the open orders
+        read after it; one that fills between the two reads is gone too (and is
+        resolved by a look-up, which holds its group for a cycle); one that fills
+        after both is still listed as working and is not yet in the position. Read
+        concurrently, a fill could land in the position *and* stay listed as
+        working, and the group would trim a hedge it does not have.
+        """
+        read = self._read
+        positions[name] = await read(f"positions:{name}", partial(venue.fetch_positions, symbols),
+                                     errors, auth_errors)  # fmt: skip
+        open_orders[name] = await read(
+            f"open_orders:{name}", partial(venue.fetch_open_orders, symbols, self.prefix),
+            errors, auth_errors,
+        )  # fmt: skip
+
     async def read(self) -> Snapshot:
         """One snapshot of every account's needs."""
         errors: dict[str, str] = {}
@@ -159,10 +186,9 @@ class SnapshotReader:
             if needs.balances:
                 add(balances, name, "balances", venue.fetch_balances)
             if needs.position_symbols:
-                symbols = needs.position_symbols
-                add(positions, name, "positions", partial(venue.fetch_positions, symbols))
-                add(open_orders, name, "open_orders",
-                    partial(venue.fetch_open_orders, symbols, self.prefix))  # fmt: skip
+                jobs.append(self._positions_then_orders(name, venue, needs.position_symbols,
+                                                        positions, open_orders, errors,
+                                                        auth_errors))  # fmt: skip
             if needs.quote_symbols:
                 symbols = needs.quote_symbols
                 add(quotes, name, "quotes", partial(venue.fetch_quotes, symbols))

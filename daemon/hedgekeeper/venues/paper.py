@@ -82,8 +82,12 @@ class PaperVenue:
                 symbol,
                 base.contracts + offset,
                 entry_price=base.entry_price,
+                # The wallet is the real one; figures that depend on the position's size
+                # are not, once paper fills changed it (the engine estimates them).
                 liquidation_price=None if offset else base.liquidation_price,
                 margin_ratio=None if offset else base.margin_ratio,
+                collateral_usd=base.collateral_usd,
+                maintenance_margin_usd=None if offset else base.maintenance_margin_usd,
             )
         return out
 
