@@ -129,14 +129,19 @@ def run(
 
 
 async def _run(settings: Any, state_dir: Path, log: Any) -> int:
+    from hedgekeeper import __version__
     from hedgekeeper.engine import Engine
     from hedgekeeper.journal import Journal
+    from hedgekeeper.ops import Operations
     from hedgekeeper.venues import build_venues
 
     journal = Journal(state_dir / "journal.db")
     engine: Engine | None = None
+    ops: Operations | None = None
     try:
         engine = Engine(settings, build_venues(settings, journal), journal)
+        ops = Operations(engine, log, version=__version__)
+        ops.starting()
         try:
             await engine.start()
         except ConfigError as error:
@@ -147,6 +152,11 @@ async def _run(settings: Any, state_dir: Path, log: Any) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, _on_signal, stop, signum, log)
+        try:
+            await ops.start()  # control, metrics, notifier, heartbeat; then READY=1
+        except OSError as error:  # a port already taken
+            log.error("daemon.failed", error=f"cannot start the control or metrics server: {error}")
+            return 1
         log.info(
             "daemon.started",
             state_dir=str(state_dir),
@@ -154,12 +164,22 @@ async def _run(settings: Any, state_dir: Path, log: Any) -> int:
             trading_state=engine.executor.trading_state.value,
         )
         await engine.run(stop)
+        await engine.shutdown()  # cancel_on_exit / flatten_on_exit
         log.info("daemon.stopped")
         return 0
     except HedgekeeperError as error:
         log.error("daemon.failed", error=str(error))
+        if ops is not None:
+            ops.crashed(error)
+        return 1
+    except Exception as error:  # a bug: one JSON line with the traceback, a notification
+        log.exception("daemon.crashed", error=repr(error))
+        if ops is not None:
+            ops.crashed(error)
         return 1
     finally:
+        if ops is not None:
+            await ops.stop()
         if engine is not None:
             await engine.close()
         journal.close()
