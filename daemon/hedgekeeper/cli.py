@@ -139,7 +139,13 @@ async def _run(settings: Any, state_dir: Path, log: Any) -> int:
     engine: Engine | None = None
     ops: Operations | None = None
     try:
-        engine = Engine(settings, build_venues(settings, journal), journal)
+        try:
+            venues = build_venues(settings, journal)
+        except ConfigError as error:  # e.g. testnet on an exchange that has none
+            log.error("daemon.config_invalid", error=str(error))
+            typer.echo(f"configuration error:\n  {error}", err=True)
+            return EXIT_CONFIG
+        engine = Engine(settings, venues, journal)
         ops = Operations(engine, log, version=__version__)
         ops.starting()
         try:
@@ -152,6 +158,9 @@ async def _run(settings: Any, state_dir: Path, log: Any) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, _on_signal, stop, signum, log)
+        # The kill switch without the control channel: kill -USR1 halts, kill -USR2 flattens.
+        for signum, command in ((signal.SIGUSR1, engine.halt), (signal.SIGUSR2, engine.flatten)):
+            loop.add_signal_handler(signum, _on_command_signal, command, signum, log)
         try:
             await ops.start()  # control, metrics, notifier, heartbeat; then READY=1
         except OSError as error:  # a port already taken
@@ -183,6 +192,17 @@ async def _run(settings: Any, state_dir: Path, log: Any) -> int:
         if engine is not None:
             await engine.close()
         journal.close()
+
+
+_BACKGROUND: set[asyncio.Task[Any]] = set()
+
+
+def _on_command_signal(command: Any, signum: int, log: Any) -> None:
+    name = signal.Signals(signum).name
+    log.warning("control.signal", signal=name, command=command.__name__)
+    task = asyncio.ensure_future(command(f"signal {name}", f"{command.__name__} by {name}"))
+    _BACKGROUND.add(task)  # keep a reference until it is done
+    task.add_done_callback(_BACKGROUND.discard)
 
 
 def _on_signal(stop: asyncio.Event, signum: int, log: Any) -> None:

@@ -98,6 +98,7 @@ class Engine:
         self.reader = SnapshotReader(
             self.venues, self._needs(), self.settings.instance, self.settings.execution,
             clock=self.clock, log=self.log, retry_budget=max(1.0, self.settings.poll_interval / 2),
+            events=self.events,
         )  # fmt: skip
         self.executor.load(self.markets)
         await self._reconcile()

@@ -304,8 +304,14 @@ class NotifySettings(_Strict):
         default=300.0, description="seconds between two notifications of the same kind and subject"
     )
     daily_summary: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] | None = Field(
-        default="08:00", description="UTC time of the daily summary; none to disable"
+        default="08:00", description='UTC time of the daily summary; "off" to disable'
     )
+
+    @field_validator("daily_summary", mode="before")
+    @classmethod
+    def _summary_off(cls, value: Any) -> Any:
+        # TOML has no null: "off" (or an empty string) turns the daily summary off.
+        return None if isinstance(value, str) and value.strip().lower() in ("", "off") else value
 
 
 class LogSettings(_Strict):

@@ -33,7 +33,7 @@ def round_to_step(value: Decimal, step: Decimal, *, up: bool) -> Decimal:
     if step <= 0:
         raise ValueError(f"amount step must be positive, got {step}")
     units = (value / step).to_integral_value(rounding=ROUND_CEILING if up else ROUND_FLOOR)
-    return (units * step).normalize() if units else _ZERO
+    return units * step if units else _ZERO
 
 
 def fmt(value: Decimal) -> str:

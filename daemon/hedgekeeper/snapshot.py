@@ -91,6 +91,7 @@ class SnapshotReader:
         clock: Callable[[], float] = time.time,
         log: Any = None,
         retry_budget: float = 5.0,
+        events: Any = None,
     ) -> None:
         self.venues = venues
         self.needs = needs
@@ -99,6 +100,7 @@ class SnapshotReader:
         self.clock = clock
         self.log = log
         self.retry_budget = retry_budget
+        self.events = events
         self.breakers = {
             name: CircuitBreaker(
                 settings.circuit_breaker_failures, settings.circuit_breaker_cooldown
@@ -206,5 +208,9 @@ class SnapshotReader:
         for what, error in errors.items():
             if self.log is not None:
                 self.log.warning("snapshot.read_failed", read=what, error=error)
+            if self.events is not None:
+                kind, _, account = what.partition(":")
+                self.events.publish("snapshot.read_failed", read=kind, account=account,
+                                    error_class=error.partition(":")[0], error=error)  # fmt: skip
         return Snapshot(taken_at, balances, positions, quotes, open_orders, errors, auth_errors,
                         open_circuits)  # fmt: skip

@@ -137,3 +137,58 @@ def test_warns_when_secrets_are_readable_by_others(contract_config: Path) -> Non
     assert "other users can read it" in result.stderr and "abcd1234" not in result.stderr
     contract_config.chmod(0o600)
     assert "other users can read it" not in cli("check", "--config", str(contract_config)).stderr
+
+
+async def test_kill_switch_signals_halt_and_flatten(contract_config: Path, tmp_path: Path) -> None:
+    import sqlite3
+    from decimal import Decimal
+
+    from tests.conftest import eventually
+    from tests.integration.daemon_proc import Daemon
+
+    text = contract_config.read_text().replace(
+        'mode = "dry-run"', 'mode = "dry-run"\npoll_interval = 0.2'
+    )
+    contract_config.write_text(text + "[control]\nenabled = false\n")
+    state = tmp_path / "state"
+    daemon = Daemon(contract_config, state)
+    await daemon.start()
+
+    def trading_state() -> str | None:
+        if not (state / "journal.db").exists():
+            return None
+        db = sqlite3.connect(state / "journal.db")
+        try:
+            row = db.execute("SELECT value FROM kv WHERE key = 'trading_state'").fetchone()
+            return None if row is None else row[0]
+        finally:
+            db.close()
+
+    def paper_short() -> Decimal | None:
+        if not (state / "journal.db").exists():
+            return None
+        db = sqlite3.connect(state / "journal.db")
+        try:
+            row = db.execute("SELECT contracts FROM paper_positions").fetchone()
+            return None if row is None else Decimal(row[0])
+        finally:
+            db.close()
+
+    try:
+        await eventually(lambda: paper_short() == -50, within=20)
+        daemon.proc.send_signal(signal.SIGUSR1)  # type: ignore[union-attr]
+        await eventually(lambda: trading_state() == "HALTED", within=10)
+        assert paper_short() == -50, "halt leaves positions in place"
+        daemon.proc.send_signal(signal.SIGUSR2)  # type: ignore[union-attr]
+        await eventually(lambda: paper_short() == 0, within=20)
+        await eventually(lambda: trading_state() == "HALTED", within=10)
+        assert await daemon.stop() == 0
+    except AssertionError:
+        print(daemon.log_tail(30))
+        raise
+    finally:
+        await daemon.kill()
+    signals = [e["signal"] for e in daemon.events("control.signal")]
+    assert signals == ["SIGUSR1", "SIGUSR2"]
+    states = [e["state"] for e in daemon.events("state.changed")]
+    assert states == ["HALTED", "REDUCING", "HALTED"]

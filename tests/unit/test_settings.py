@@ -152,3 +152,11 @@ def test_group_code_is_parsed_exactly() -> None:
     assert group_code_of(f"hkg10ab12{12:010d}", "hk") == "g10"
     assert group_code_of(f"xxgab12{1:010d}", "hk") is None
     assert group_code_of("hkab120000000001", "hk") is None
+
+
+def test_daily_summary_can_be_turned_off(contract_config: Path, tmp_path: Path) -> None:
+    text = contract_config.read_text() + '[notify]\ndaily_summary = "off"\n'
+    assert load_settings(write(tmp_path, text)).notify.daily_summary is None
+    text = contract_config.read_text() + '[notify]\ndaily_summary = "25:00"\n'
+    with pytest.raises(ConfigError, match="notify.daily_summary"):
+        load_settings(write(tmp_path, text))
