@@ -8,7 +8,7 @@ from hedgekeeper.cli import app
 from hedgekeeper.metrics import METRIC_NAMES
 from tests.conftest import REPO
 
-DOCS = (REPO / "docs" / "operations.md").read_text()
+DOCS = (REPO / "README.md").read_text()  # the Operations section lives in the README
 INSTALL = (REPO / "deploy" / "systemd" / "INSTALL.md").read_text()
 
 
