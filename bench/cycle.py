@@ -113,7 +113,7 @@ async def measure(groups: int, cycles: int, workdir: Path, market: str) -> tuple
 
 
 async def main() -> None:
-    devnull = open(os.devnull, "w")  # noqa: ASYNC230 - once, before measuring
+    devnull = open(os.devnull, "w")
     configure_logging("info", "json", stream=devnull)
     print(
         f"{'market':>7} {'groups':>7} {'cycles':>7} {'median ms':>10} {'p99 ms':>9} {'orders':>7}"

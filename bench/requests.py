@@ -135,7 +135,7 @@ async def time_to_first_decision(dialect: str, workdir: Path) -> float:
 
 
 async def main() -> None:
-    configure_logging("error", "json", stream=open(os.devnull, "w"))  # noqa: ASYNC230
+    configure_logging("error", "json", stream=open(os.devnull, "w"))
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         print(f"{'exchange':>9} {'groups':>7} {'requests/cycle':>15}  breakdown")

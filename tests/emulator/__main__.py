@@ -37,17 +37,26 @@ def _pairs(items: list[str], what: str) -> list[tuple[str, str]]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
-    parser = argparse.ArgumentParser(prog="python -m tests.emulator", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.emulator",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--dialect", choices=["binance", "bybit"], default="binance")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--key", action="append", default=[], help="API key (repeatable)")
-    parser.add_argument("--secret", action="append", default=[],
-                        help="secret for the --key at the same position")
+    parser.add_argument(
+        "--secret", action="append", default=[], help="secret for the --key at the same position"
+    )
     parser.add_argument("--price", action="append", default=[], metavar="SYMBOL=PRICE")
-    parser.add_argument("--balance", action="append", default=[], metavar="KEY:ASSET=AMOUNT",
-                        help="spot balance (Bybit: unified wallet)")
+    parser.add_argument(
+        "--balance",
+        action="append",
+        default=[],
+        metavar="KEY:ASSET=AMOUNT",
+        help="spot balance (Bybit: unified wallet)",
+    )
     parser.add_argument("--futures-wallet", action="append", default=[], metavar="KEY=AMOUNT")
     parser.add_argument("--spread-bps", default="2")
     parser.add_argument("--seed", type=int, default=0)
@@ -70,10 +79,16 @@ async def serve(args: argparse.Namespace) -> None:
         pki = TestPKI()
         pki.write_ca(args.tls)
         ssl_context = pki.server_context()
-    emulator = Emulator(args.dialect, dict(zip(args.key, args.secret, strict=True)),
-                        prices=dict(_pairs(args.price, "price")), host=args.host,
-                        port=args.port, ssl_context=ssl_context, seed=args.seed,
-                        spread_bps=args.spread_bps)
+    emulator = Emulator(
+        args.dialect,
+        dict(zip(args.key, args.secret, strict=True)),
+        prices=dict(_pairs(args.price, "price")),
+        host=args.host,
+        port=args.port,
+        ssl_context=ssl_context,
+        seed=args.seed,
+        spread_bps=args.spread_bps,
+    )
     emulator.clock_offset_ms = args.clock_offset_ms
     for target, amount in _pairs(args.balance, "balance"):
         key, asset = target.split(":", 1)

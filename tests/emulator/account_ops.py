@@ -24,8 +24,9 @@ __all__ = [
 ZERO = Decimal(0)
 
 
-def set_leverage(engine: Engine, acct: Account, market: MarketDef, leverage: int,
-                 *, reject_unchanged: bool) -> None:
+def set_leverage(
+    engine: Engine, acct: Account, market: MarketDef, leverage: int, *, reject_unchanged: bool
+) -> None:
     """Set a symbol's leverage; Bybit refuses a no-op (``reject_unchanged``)."""
     if not acct.permissions.futures:
         raise Rejected(Reject.PERMISSION_DENIED)
@@ -45,13 +46,11 @@ def set_margin_mode(acct: Account, market: MarketDef | None, mode: str) -> bool:
     """
     if mode not in ("cross", "isolated"):
         raise Rejected(Reject.BAD_PARAM, mode)
-    current = (acct.account_margin_mode if market is None
-               else acct.margin_mode_of(market.symbol))
+    current = acct.account_margin_mode if market is None else acct.margin_mode_of(market.symbol)
     if current == mode:
         return False
     symbol = None if market is None else market.symbol
-    if any(p.qty != 0 and (symbol is None or p.symbol == symbol)
-           for p in acct.positions.values()):
+    if any(p.qty != 0 and (symbol is None or p.symbol == symbol) for p in acct.positions.values()):
         raise Rejected(Reject.MARGIN_MODE_HAS_POSITION)
     if any(o.market.is_contract for o in acct.open_orders(symbol)):
         raise Rejected(Reject.MARGIN_MODE_HAS_ORDERS)
@@ -74,8 +73,14 @@ def set_hedge_mode(acct: Account, hedged: bool) -> None:
     acct.positions = {k: v for k, v in acct.positions.items() if v.qty != 0}
 
 
-def set_position(engine: Engine, acct: Account, market: MarketDef, contracts: Decimal,
-                 entry_price: Decimal | None = None, position_side: str = "BOTH") -> None:
+def set_position(
+    engine: Engine,
+    acct: Account,
+    market: MarketDef,
+    contracts: Decimal,
+    entry_price: Decimal | None = None,
+    position_side: str = "BOTH",
+) -> None:
     """Force a position (a trade or liquidation that happened 'elsewhere')."""
     pos = acct.position(market.symbol, position_side)
     now = engine.clock()
@@ -108,8 +113,15 @@ def _wallet_add(acct: Account, wallet: str, asset: str, delta: Decimal) -> None:
         acct.funding[asset] = acct.funding.get(asset, ZERO) + delta
 
 
-def transfer(engine: Engine, acct: Account, asset: str, amount: Decimal, source: str,
-             target: str, transfer_id: str) -> Transfer:
+def transfer(
+    engine: Engine,
+    acct: Account,
+    asset: str,
+    amount: Decimal,
+    source: str,
+    target: str,
+    transfer_id: str,
+) -> Transfer:
     """Move funds between ``spot``, ``futures`` and ``funding`` wallets."""
     if not acct.permissions.transfer:
         raise Rejected(Reject.PERMISSION_DENIED)

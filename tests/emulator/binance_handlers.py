@@ -27,12 +27,20 @@ if TYPE_CHECKING:
 __all__ = ["BinanceHandlers"]
 
 ZERO = Decimal(0)
-_TIF = {"GTC": TimeInForce.GTC, "IOC": TimeInForce.IOC, "FOK": TimeInForce.FOK,
-        "GTX": TimeInForce.POST_ONLY}
-_TRANSFER = {"MAIN_UMFUTURE": ("spot", "futures"), "UMFUTURE_MAIN": ("futures", "spot"),
-             "MAIN_FUNDING": ("spot", "funding"), "FUNDING_MAIN": ("funding", "spot"),
-             "UMFUTURE_FUNDING": ("futures", "funding"),
-             "FUNDING_UMFUTURE": ("funding", "futures")}
+_TIF = {
+    "GTC": TimeInForce.GTC,
+    "IOC": TimeInForce.IOC,
+    "FOK": TimeInForce.FOK,
+    "GTX": TimeInForce.POST_ONLY,
+}
+_TRANSFER = {
+    "MAIN_UMFUTURE": ("spot", "futures"),
+    "UMFUTURE_MAIN": ("futures", "spot"),
+    "MAIN_FUNDING": ("spot", "funding"),
+    "FUNDING_MAIN": ("funding", "spot"),
+    "UMFUTURE_FUNDING": ("futures", "funding"),
+    "FUNDING_UMFUTURE": ("funding", "futures"),
+}
 
 
 def _kind(ctx: RequestContext) -> str:
@@ -49,15 +57,17 @@ class BinanceHandlers:
         """The route table (method, path, handler, signed?)."""
         r: list[Route] = []
         for prefix in ("/api/v3", "/fapi/v1"):
-            r += [Route("GET", f"{prefix}/ping", self.ping),
-                  Route("GET", f"{prefix}/time", self.time),
-                  Route("GET", f"{prefix}/exchangeInfo", self.exchange_info),
-                  Route("GET", f"{prefix}/ticker/24hr", self.ticker_24hr),
-                  Route("GET", f"{prefix}/ticker/bookTicker", self.book_ticker),
-                  Route("POST", f"{prefix}/order", self.new_order, True),
-                  Route("GET", f"{prefix}/order", self.query_order, True),
-                  Route("DELETE", f"{prefix}/order", self.cancel_order, True),
-                  Route("GET", f"{prefix}/openOrders", self.open_orders, True)]
+            r += [
+                Route("GET", f"{prefix}/ping", self.ping),
+                Route("GET", f"{prefix}/time", self.time),
+                Route("GET", f"{prefix}/exchangeInfo", self.exchange_info),
+                Route("GET", f"{prefix}/ticker/24hr", self.ticker_24hr),
+                Route("GET", f"{prefix}/ticker/bookTicker", self.book_ticker),
+                Route("POST", f"{prefix}/order", self.new_order, True),
+                Route("GET", f"{prefix}/order", self.query_order, True),
+                Route("DELETE", f"{prefix}/order", self.cancel_order, True),
+                Route("GET", f"{prefix}/openOrders", self.open_orders, True),
+            ]
         r += [
             Route("GET", "/api/v3/account", self.spot_account, True),
             Route("DELETE", "/api/v3/openOrders", self.cancel_all, True),
@@ -128,20 +138,39 @@ class BinanceHandlers:
             mid = ctx.engine.mid(m)
             fmt_p = bf.s8 if m.kind == "spot" else (lambda v, m=m: bf.px(m, v))
             item: dict[str, Any] = {
-                "symbol": m.id, "priceChange": fmt_p(ZERO), "priceChangePercent": "0.000",
-                "weightedAvgPrice": fmt_p(mid)}
+                "symbol": m.id,
+                "priceChange": fmt_p(ZERO),
+                "priceChangePercent": "0.000",
+                "weightedAvgPrice": fmt_p(mid),
+            }
             if m.kind == "spot":
-                item.update({"prevClosePrice": fmt_p(mid), "lastPrice": fmt_p(mid),
-                             "lastQty": bf.s8(m.min_qty), "bidPrice": fmt_p(bid),
-                             "bidQty": bf.s8(Decimal(1)), "askPrice": fmt_p(ask),
-                             "askQty": bf.s8(Decimal(1))})
+                item.update(
+                    {
+                        "prevClosePrice": fmt_p(mid),
+                        "lastPrice": fmt_p(mid),
+                        "lastQty": bf.s8(m.min_qty),
+                        "bidPrice": fmt_p(bid),
+                        "bidQty": bf.s8(Decimal(1)),
+                        "askPrice": fmt_p(ask),
+                        "askQty": bf.s8(Decimal(1)),
+                    }
+                )
             else:
                 item.update({"lastPrice": fmt_p(mid), "lastQty": bf.qty(m, m.min_qty)})
-            item.update({
-                "openPrice": fmt_p(mid), "highPrice": fmt_p(mid * Decimal("1.01")),
-                "lowPrice": fmt_p(mid * Decimal("0.99")), "volume": fmt(Decimal(1000), 3),
-                "quoteVolume": fmt(mid * 1000, 2), "openTime": ctx.now_ms - 86_400_000,
-                "closeTime": ctx.now_ms, "firstId": 1, "lastId": 1000, "count": 1000})
+            item.update(
+                {
+                    "openPrice": fmt_p(mid),
+                    "highPrice": fmt_p(mid * Decimal("1.01")),
+                    "lowPrice": fmt_p(mid * Decimal("0.99")),
+                    "volume": fmt(Decimal(1000), 3),
+                    "quoteVolume": fmt(mid * 1000, 2),
+                    "openTime": ctx.now_ms - 86_400_000,
+                    "closeTime": ctx.now_ms,
+                    "firstId": 1,
+                    "lastId": 1000,
+                    "count": 1000,
+                }
+            )
             items.append(item)
         return self._one_or_list(ctx, items)
 
@@ -151,12 +180,27 @@ class BinanceHandlers:
         for m in self._markets(ctx):
             bid, ask = ctx.engine.quote(m)
             if m.kind == "spot":
-                items.append({"symbol": m.id, "bidPrice": bf.s8(bid), "bidQty": bf.s8(Decimal(1)),
-                              "askPrice": bf.s8(ask), "askQty": bf.s8(Decimal(1))})
+                items.append(
+                    {
+                        "symbol": m.id,
+                        "bidPrice": bf.s8(bid),
+                        "bidQty": bf.s8(Decimal(1)),
+                        "askPrice": bf.s8(ask),
+                        "askQty": bf.s8(Decimal(1)),
+                    }
+                )
             else:
-                items.append({"symbol": m.id, "bidPrice": bf.px(m, bid), "bidQty": "10.000",
-                              "askPrice": bf.px(m, ask), "askQty": "10.000",
-                              "time": ctx.now_ms, "lastUpdateId": ctx.now_ms})
+                items.append(
+                    {
+                        "symbol": m.id,
+                        "bidPrice": bf.px(m, bid),
+                        "bidQty": "10.000",
+                        "askPrice": bf.px(m, ask),
+                        "askQty": "10.000",
+                        "time": ctx.now_ms,
+                        "lastUpdateId": ctx.now_ms,
+                    }
+                )
         return self._one_or_list(ctx, items)
 
     async def premium_index(self, ctx: RequestContext) -> web.Response:
@@ -165,11 +209,18 @@ class BinanceHandlers:
         next_funding = (ctx.now_ms // 28_800_000 + 1) * 28_800_000
         for m in self._markets(ctx):
             mark = ctx.engine.mark(m.symbol)
-            items.append({"symbol": m.id, "markPrice": fmt(mark, 8),
-                          "indexPrice": fmt(ctx.engine.mid(m), 8),
-                          "estimatedSettlePrice": fmt(mark, 8), "lastFundingRate": "0.00010000",
-                          "interestRate": "0.00010000", "nextFundingTime": next_funding,
-                          "time": ctx.now_ms})
+            items.append(
+                {
+                    "symbol": m.id,
+                    "markPrice": fmt(mark, 8),
+                    "indexPrice": fmt(ctx.engine.mid(m), 8),
+                    "estimatedSettlePrice": fmt(mark, 8),
+                    "lastFundingRate": "0.00010000",
+                    "interestRate": "0.00010000",
+                    "nextFundingTime": next_funding,
+                    "time": ctx.now_ms,
+                }
+            )
         return self._one_or_list(ctx, items)
 
     # -- orders ---------------------------------------------------------------------
@@ -200,10 +251,17 @@ class BinanceHandlers:
         if market.is_contract and acct.hedge_mode and "reduceOnly" in p:
             raise Rejected(Reject.REDUCE_ONLY_IN_HEDGE_MODE)
         request = OrderRequest(
-            market, Side(side_raw), order_type, quantity, price, tif,
+            market,
+            Side(side_raw),
+            order_type,
+            quantity,
+            price,
+            tif,
             str(p.get("newClientOrderId") or ctx.engine.random_client_id()),
             str(p.get("reduceOnly", "false")).lower() == "true",
-            str(p.get("positionSide", "BOTH")).upper(), quote_qty)
+            str(p.get("positionSide", "BOTH")).upper(),
+            quote_qty,
+        )
         order = ctx.engine.place(acct, request, ctx.fill_fraction)
         if market.kind == "spot":
             return json_response(bf.spot_order(order, "new"))
@@ -241,8 +299,11 @@ class BinanceHandlers:
         """``GET /openOrders`` for one symbol or all of the kind."""
         market = self._market(ctx, required=False)
         kind = _kind(ctx)
-        orders = [o for o in ctx.acct.open_orders(market.symbol if market else None)
-                  if o.market.kind == kind]
+        orders = [
+            o
+            for o in ctx.acct.open_orders(market.symbol if market else None)
+            if o.market.kind == kind
+        ]
         if kind == "spot":
             return json_response([bf.spot_order(o, "query") for o in orders])
         return json_response([bf.futures_order(o, "query") for o in orders])
@@ -251,13 +312,17 @@ class BinanceHandlers:
         """``DELETE /api/v3/openOrders`` and ``DELETE /fapi/v1/allOpenOrders``."""
         market = self._market(ctx)
         assert market is not None
-        canceled = [ctx.engine.cancel(ctx.acct, market, o.order_id)
-                    for o in ctx.acct.open_orders(market.symbol)]
+        canceled = [
+            ctx.engine.cancel(ctx.acct, market, o.order_id)
+            for o in ctx.acct.open_orders(market.symbol)
+        ]
         if market.kind == "spot":
-            return json_response([bf.spot_order(o, "cancel", ctx.engine.random_client_id())
-                                  for o in canceled])
-        return json_response({"code": 200, "msg": "The operation of cancel all open order "
-                                                  "is done."})
+            return json_response(
+                [bf.spot_order(o, "cancel", ctx.engine.random_client_id()) for o in canceled]
+            )
+        return json_response(
+            {"code": 200, "msg": "The operation of cancel all open order is done."}
+        )
 
     # -- accounts -------------------------------------------------------------------
     async def spot_account(self, ctx: RequestContext) -> web.Response:
@@ -290,10 +355,23 @@ class BinanceHandlers:
 
     async def leverage_bracket(self, ctx: RequestContext) -> web.Response:
         """``GET /fapi/v1/leverageBracket`` - one tier per symbol (the margin model's)."""
-        items = [{"symbol": m.id, "notionalCoef": 1.0, "brackets": [
-            {"bracket": 1, "initialLeverage": m.max_leverage, "notionalCap": 100_000_000,
-             "notionalFloor": 0, "maintMarginRatio": float(m.maint_margin_rate), "cum": 0.0}]}
-            for m in self._markets(ctx)]
+        items = [
+            {
+                "symbol": m.id,
+                "notionalCoef": 1.0,
+                "brackets": [
+                    {
+                        "bracket": 1,
+                        "initialLeverage": m.max_leverage,
+                        "notionalCap": 100_000_000,
+                        "notionalFloor": 0,
+                        "maintMarginRatio": float(m.maint_margin_rate),
+                        "cum": 0.0,
+                    }
+                ],
+            }
+            for m in self._markets(ctx)
+        ]
         return self._one_or_list(ctx, items)
 
     async def set_leverage(self, ctx: RequestContext) -> web.Response:
@@ -305,14 +383,16 @@ class BinanceHandlers:
         except ValueError:
             raise Rejected(Reject.BAD_PARAM, "leverage") from None
         account_ops.set_leverage(ctx.engine, ctx.acct, market, leverage, reject_unchanged=False)
-        return json_response({"leverage": leverage, "maxNotionalValue": "5000000",
-                              "symbol": market.id})
+        return json_response(
+            {"leverage": leverage, "maxNotionalValue": "5000000", "symbol": market.id}
+        )
 
     async def set_margin_type(self, ctx: RequestContext) -> web.Response:
         """``POST /fapi/v1/marginType`` (-4046 when unchanged)."""
         market = self._market(ctx)
         mode = {"ISOLATED": "isolated", "CROSSED": "cross", "CROSS": "cross"}.get(
-            str(ctx.params.get("marginType", "")).upper())
+            str(ctx.params.get("marginType", "")).upper()
+        )
         if mode is None:
             raise Rejected(Reject.BAD_PARAM, "marginType")
         if not account_ops.set_margin_mode(ctx.acct, market, mode):
@@ -332,21 +412,40 @@ class BinanceHandlers:
     async def api_restrictions(self, ctx: RequestContext) -> web.Response:
         """``GET /sapi/v1/account/apiRestrictions`` from the key's permissions."""
         perms = ctx.acct.permissions
-        return json_response({
-            "ipRestrict": perms.ip_restricted, "createTime": 1_700_000_000_000,
-            "enableReading": True, "enableWithdrawals": perms.withdraw,
-            "enableInternalTransfer": perms.transfer, "enableMargin": False,
-            "enableFutures": perms.futures, "permitsUniversalTransfer": perms.transfer,
-            "enableVanillaOptions": False, "enableFixApiTrade": False,
-            "enableFixReadOnly": False, "enableSpotAndMarginTrading": perms.trade,
-            "enablePortfolioMarginTrading": False})
+        return json_response(
+            {
+                "ipRestrict": perms.ip_restricted,
+                "createTime": 1_700_000_000_000,
+                "enableReading": True,
+                "enableWithdrawals": perms.withdraw,
+                "enableInternalTransfer": perms.transfer,
+                "enableMargin": False,
+                "enableFutures": perms.futures,
+                "permitsUniversalTransfer": perms.transfer,
+                "enableVanillaOptions": False,
+                "enableFixApiTrade": False,
+                "enableFixReadOnly": False,
+                "enableSpotAndMarginTrading": perms.trade,
+                "enablePortfolioMarginTrading": False,
+            }
+        )
 
     async def margin_pairs(self, ctx: RequestContext) -> web.Response:
         """``GET /sapi/v1/margin/(isolated/)allPairs`` (ccxt loads them with keys set)."""
-        return json_response([
-            {"id": 100 + i, "symbol": m.id, "base": m.base, "quote": m.quote,
-             "isMarginTrade": True, "isBuyAllowed": True, "isSellAllowed": True}
-            for i, m in enumerate(ctx.engine.markets_of_kind("spot"))])
+        return json_response(
+            [
+                {
+                    "id": 100 + i,
+                    "symbol": m.id,
+                    "base": m.base,
+                    "quote": m.quote,
+                    "isMarginTrade": True,
+                    "isBuyAllowed": True,
+                    "isSellAllowed": True,
+                }
+                for i, m in enumerate(ctx.engine.markets_of_kind("spot"))
+            ]
+        )
 
     async def transfer(self, ctx: RequestContext) -> web.Response:
         """``POST /sapi/v1/asset/transfer`` (universal transfer)."""
@@ -355,6 +454,7 @@ class BinanceHandlers:
         if route is None or amount is None or not ctx.params.get("asset"):
             raise Rejected(Reject.BAD_PARAM, "type")
         tran_id = str(ctx.engine.new_order_id(ctx.engine.markets_of_kind("spot")[0]))
-        account_ops.transfer(ctx.engine, ctx.acct, str(ctx.params["asset"]), amount, *route,
-                             transfer_id=tran_id)
+        account_ops.transfer(
+            ctx.engine, ctx.acct, str(ctx.params["asset"]), amount, *route, transfer_id=tran_id
+        )
         return json_response({"tranId": int(tran_id)})

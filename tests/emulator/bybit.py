@@ -51,10 +51,14 @@ _LINEAR: dict[Reject, tuple[int, str]] = {
     Reject.MARGIN_MODE_HAS_POSITION: (3400045, "Set margin mode failed"),
     Reject.MARGIN_MODE_HAS_ORDERS: (3400045, "Set margin mode failed"),
     Reject.POSITION_MODE_NOT_MODIFIED: (110025, "Position mode is not modified"),
-    Reject.POSITION_MODE_HAS_POSITION: (110024, "You have an existing position, so position "
-                                                "mode cannot be switched"),
-    Reject.POSITION_MODE_HAS_ORDERS: (110028, "You have existing open orders, so position "
-                                              "mode cannot be switched"),
+    Reject.POSITION_MODE_HAS_POSITION: (
+        110024,
+        "You have an existing position, so position mode cannot be switched",
+    ),
+    Reject.POSITION_MODE_HAS_ORDERS: (
+        110028,
+        "You have existing open orders, so position mode cannot be switched",
+    ),
     Reject.TRANSFER_INSUFFICIENT: (131212, "Insufficient balance"),
     Reject.PERMISSION_DENIED: PERMISSION,
 }
@@ -71,20 +75,27 @@ _SPOT: dict[Reject, tuple[int, str]] = {
 }
 
 
-def bybit_error(code: int, msg: str, now: int, result: Any = None,
-                headers: dict[str, str] | None = None) -> web.Response:
+def bybit_error(
+    code: int, msg: str, now: int, result: Any = None, headers: dict[str, str] | None = None
+) -> web.Response:
     """A v5 error: HTTP 200, non-zero ``retCode``."""
-    return json_response(yf.envelope({} if result is None else result, now, code, msg),
-                         headers=headers)
+    return json_response(
+        yf.envelope({} if result is None else result, now, code, msg), headers=headers
+    )
 
 
 class BybitDialect:
     """Bybit v5: spot and linear on a unified trading account."""
 
     name = "bybit"
-    rules = VenueRules(client_id_pattern=r"[A-Za-z0-9_-]{1,36}", client_id_scope="all",
-                       post_only_rejects=False, order_id_style="bybit", default_leverage=10,
-                       unified=True)
+    rules = VenueRules(
+        client_id_pattern=r"[A-Za-z0-9_-]{1,36}",
+        client_id_scope="all",
+        post_only_rejects=False,
+        order_id_style="bybit",
+        default_leverage=10,
+        unified=True,
+    )
 
     def __init__(self, emulator: Emulator) -> None:
         self.emu = emulator
@@ -106,8 +117,9 @@ class BybitDialect:
         """Every private POST changes state; every private read is a GET."""
         return method == "POST"
 
-    def authenticate(self, request: web.Request, body: str, now_ms: int,
-                     accounts: dict[str, Account]) -> Account:
+    def authenticate(
+        self, request: web.Request, body: str, now_ms: int, accounts: dict[str, Account]
+    ) -> Account:
         """Check the key, the timestamp window and the signature headers."""
         headers = request.headers
         acct = accounts.get(headers.get("X-BAPI-API-KEY", ""))
@@ -119,10 +131,15 @@ class BybitDialect:
             raise AuthError(bybit_error(10001, "params error: timestamp or recv_window", now_ms))
         timestamp, recv_window = int(timestamp_raw), int(recv_raw)
         if not now_ms - recv_window <= timestamp < now_ms + 1000:
-            raise AuthError(bybit_error(
-                10002, "invalid request, please check your server timestamp or recv_window "
-                       f"param. req_timestamp[{timestamp}],server_timestamp[{now_ms}],"
-                       f"recv_window[{recv_window}]", now_ms))
+            raise AuthError(
+                bybit_error(
+                    10002,
+                    "invalid request, please check your server timestamp or recv_window "
+                    f"param. req_timestamp[{timestamp}],server_timestamp[{now_ms}],"
+                    f"recv_window[{recv_window}]",
+                    now_ms,
+                )
+            )
         payload = body if request.method == "POST" else request.rel_url.raw_query_string
         origin = f"{timestamp_raw}{acct.api_key}{recv_raw}{payload}"
         expected = hmac.new(acct.secret.encode(), origin.encode(), hashlib.sha256).hexdigest()
@@ -137,22 +154,36 @@ class BybitDialect:
         msg = template.format(detail=exc.detail, **exc.context)
         result: dict[str, Any] = {}
         if code == 3400045:
-            result = {"reasons": [{"reasonCode": "3400101", "reasonMsg": "Please ensure that "
-                                   "there are no positions and open orders"}]}
+            result = {
+                "reasons": [
+                    {
+                        "reasonCode": "3400101",
+                        "reasonMsg": "Please ensure that there are no positions and open orders",
+                    }
+                ]
+            }
         return bybit_error(code, msg, ctx.now_ms, result)
 
     def maintenance(self) -> web.Response:
         """Plain-text 503: ccxt has no Bybit maintenance code, so this is ExchangeNotAvailable."""
-        return web.Response(status=503, text="503 Service Temporarily Unavailable",
-                            content_type="text/html")
+        return web.Response(
+            status=503, text="503 Service Temporarily Unavailable", content_type="text/html"
+        )
 
     def fault_response(self, fault: Fault, now_ms: int) -> web.Response:
         """retCode 10006 for rate limits, 403 for IP bans, 10016 for backend timeouts."""
         if fault.kind is FaultKind.RATE_LIMIT:
             reset = now_ms + int(fault.seconds * 1000)
-            return bybit_error(10006, "Too many visits. Exceeded the API Rate Limit.", now_ms,
-                               headers={"X-Bapi-Limit-Status": "0", "X-Bapi-Limit": "10",
-                                        "X-Bapi-Limit-Reset-Timestamp": str(reset)})
+            return bybit_error(
+                10006,
+                "Too many visits. Exceeded the API Rate Limit.",
+                now_ms,
+                headers={
+                    "X-Bapi-Limit-Status": "0",
+                    "X-Bapi-Limit": "10",
+                    "X-Bapi-Limit-Reset-Timestamp": str(reset),
+                },
+            )
         if fault.kind is FaultKind.IP_BAN:
             return web.Response(status=403, text="access too frequent", content_type="text/html")
         if fault.kind is FaultKind.BACKEND_TIMEOUT:

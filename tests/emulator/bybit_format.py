@@ -27,11 +27,17 @@ ZERO = Decimal(0)
 POSITION_IDX = {"BOTH": 0, "LONG": 1, "SHORT": 2}
 
 
-def envelope(result: Any, now: int, ret_code: int = 0, ret_msg: str = "OK",
-             ext: dict[str, Any] | None = None) -> dict[str, Any]:
+def envelope(
+    result: Any, now: int, ret_code: int = 0, ret_msg: str = "OK", ext: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The v5 wrapper around every answer."""
-    return {"retCode": ret_code, "retMsg": ret_msg, "result": result,
-            "retExtInfo": ext or {}, "time": now}
+    return {
+        "retCode": ret_code,
+        "retMsg": ret_msg,
+        "result": result,
+        "retExtInfo": ext or {},
+        "time": now,
+    }
 
 
 def _px(m: MarketDef, value: Decimal) -> str:
@@ -47,30 +53,61 @@ def instrument(m: MarketDef) -> dict[str, Any]:
     risk = {"priceLimitRatioX": "0.01", "priceLimitRatioY": "0.02"}
     if m.kind == "spot":
         return {
-            "symbol": m.id, "baseCoin": m.base, "quoteCoin": m.quote, "innovation": "0",
-            "status": "Trading", "marginTrading": "utaOnly", "stTag": "0",
-            "lotSizeFilter": {"basePrecision": fmt(m.step_size),
-                              "quotePrecision": "0.0000001", "minOrderQty": fmt(m.min_qty),
-                              "maxOrderQty": fmt(m.max_qty),
-                              "minOrderAmt": fmt(m.min_notional),
-                              "maxOrderAmt": fmt(m.max_notional)},
-            "priceFilter": {"tickSize": fmt(m.tick_size)}, "riskParameters": risk,
+            "symbol": m.id,
+            "baseCoin": m.base,
+            "quoteCoin": m.quote,
+            "innovation": "0",
+            "status": "Trading",
+            "marginTrading": "utaOnly",
+            "stTag": "0",
+            "lotSizeFilter": {
+                "basePrecision": fmt(m.step_size),
+                "quotePrecision": "0.0000001",
+                "minOrderQty": fmt(m.min_qty),
+                "maxOrderQty": fmt(m.max_qty),
+                "minOrderAmt": fmt(m.min_notional),
+                "maxOrderAmt": fmt(m.max_notional),
+            },
+            "priceFilter": {"tickSize": fmt(m.tick_size)},
+            "riskParameters": risk,
         }
     return {
-        "symbol": m.id, "contractType": "LinearPerpetual", "status": "Trading",
-        "baseCoin": m.base, "quoteCoin": m.quote, "launchTime": "1584230400000",
-        "deliveryTime": "0", "deliveryFeeRate": "", "priceScale": str(decimals_of(m.tick_size)),
-        "leverageFilter": {"minLeverage": "1", "maxLeverage": f"{m.max_leverage}.00",
-                           "leverageStep": "0.01"},
-        "priceFilter": {"minPrice": _px(m, m.min_price), "maxPrice": _px(m, m.max_price),
-                        "tickSize": fmt(m.tick_size)},
-        "lotSizeFilter": {"maxOrderQty": _qty(m, m.max_qty), "minOrderQty": _qty(m, m.min_qty),
-                          "qtyStep": fmt(m.step_size), "postOnlyMaxOrderQty": _qty(m, m.max_qty),
-                          "maxMktOrderQty": _qty(m, m.max_for(True)),
-                          "minNotionalValue": fmt(m.min_notional)},
-        "unifiedMarginTrade": True, "fundingInterval": 480, "settleCoin": m.quote,
-        "copyTrading": "both", "upperFundingRate": "0.005", "lowerFundingRate": "-0.005",
-        "isPreListing": False, "preListingInfo": None, "riskParameters": risk,
+        "symbol": m.id,
+        "contractType": "LinearPerpetual",
+        "status": "Trading",
+        "baseCoin": m.base,
+        "quoteCoin": m.quote,
+        "launchTime": "1584230400000",
+        "deliveryTime": "0",
+        "deliveryFeeRate": "",
+        "priceScale": str(decimals_of(m.tick_size)),
+        "leverageFilter": {
+            "minLeverage": "1",
+            "maxLeverage": f"{m.max_leverage}.00",
+            "leverageStep": "0.01",
+        },
+        "priceFilter": {
+            "minPrice": _px(m, m.min_price),
+            "maxPrice": _px(m, m.max_price),
+            "tickSize": fmt(m.tick_size),
+        },
+        "lotSizeFilter": {
+            "maxOrderQty": _qty(m, m.max_qty),
+            "minOrderQty": _qty(m, m.min_qty),
+            "qtyStep": fmt(m.step_size),
+            "postOnlyMaxOrderQty": _qty(m, m.max_qty),
+            "maxMktOrderQty": _qty(m, m.max_for(True)),
+            "minNotionalValue": fmt(m.min_notional),
+        },
+        "unifiedMarginTrade": True,
+        "fundingInterval": 480,
+        "settleCoin": m.quote,
+        "copyTrading": "both",
+        "upperFundingRate": "0.005",
+        "lowerFundingRate": "-0.005",
+        "isPreListing": False,
+        "preListingInfo": None,
+        "riskParameters": risk,
         "displayName": "",
     }
 
@@ -79,20 +116,39 @@ def ticker(engine: Engine, m: MarketDef, now: int) -> dict[str, Any]:
     """One ``/v5/market/tickers`` entry."""
     bid, ask = engine.quote(m)
     mid = engine.mid(m)
-    common = {"symbol": m.id, "bid1Price": _px(m, bid), "bid1Size": "1", "ask1Price": _px(m, ask),
-              "ask1Size": "1", "lastPrice": _px(m, mid), "prevPrice24h": _px(m, mid),
-              "price24hPcnt": "0", "highPrice24h": _px(m, mid * Decimal("1.01")),
-              "lowPrice24h": _px(m, mid * Decimal("0.99")),
-              "turnover24h": fmt(mid * 1000, 4), "volume24h": "1000"}
+    common = {
+        "symbol": m.id,
+        "bid1Price": _px(m, bid),
+        "bid1Size": "1",
+        "ask1Price": _px(m, ask),
+        "ask1Size": "1",
+        "lastPrice": _px(m, mid),
+        "prevPrice24h": _px(m, mid),
+        "price24hPcnt": "0",
+        "highPrice24h": _px(m, mid * Decimal("1.01")),
+        "lowPrice24h": _px(m, mid * Decimal("0.99")),
+        "turnover24h": fmt(mid * 1000, 4),
+        "volume24h": "1000",
+    }
     if m.kind == "spot":
         return {**common, "usdIndexPrice": fmt(mid, 6)}
     next_funding = (now // 28_800_000 + 1) * 28_800_000
     mark = engine.mark(m.symbol)
-    return {**common, "indexPrice": _px(m, mid), "markPrice": _px(m, mark),
-            "prevPrice1h": _px(m, mid), "openInterest": "10000",
-            "openInterestValue": fmt(mark * 10000, 2), "fundingRate": "0.0001",
-            "nextFundingTime": str(next_funding), "predictedDeliveryPrice": "",
-            "basisRate": "", "deliveryFeeRate": "", "deliveryTime": "0", "basis": ""}
+    return {
+        **common,
+        "indexPrice": _px(m, mid),
+        "markPrice": _px(m, mark),
+        "prevPrice1h": _px(m, mid),
+        "openInterest": "10000",
+        "openInterestValue": fmt(mark * 10000, 2),
+        "fundingRate": "0.0001",
+        "nextFundingTime": str(next_funding),
+        "predictedDeliveryPrice": "",
+        "basisRate": "",
+        "deliveryFeeRate": "",
+        "deliveryTime": "0",
+        "basis": "",
+    }
 
 
 def _status(order: Order) -> str:
@@ -100,16 +156,24 @@ def _status(order: Order) -> str:
         if order.market.kind == "spot" and order.executed_qty > 0:
             return "PartiallyFilledCanceled"
         return "Cancelled"
-    return {OrderStatus.NEW: "New", OrderStatus.PARTIALLY_FILLED: "PartiallyFilled",
-            OrderStatus.FILLED: "Filled", OrderStatus.CANCELED: "Cancelled",
-            OrderStatus.REJECTED: "Rejected"}[order.status]
+    return {
+        OrderStatus.NEW: "New",
+        OrderStatus.PARTIALLY_FILLED: "PartiallyFilled",
+        OrderStatus.FILLED: "Filled",
+        OrderStatus.CANCELED: "Cancelled",
+        OrderStatus.REJECTED: "Rejected",
+    }[order.status]
 
 
 def _tif(order: Order) -> str:
     if order.order_type == "MARKET":
         return "IOC"
-    return {TimeInForce.GTC: "GTC", TimeInForce.IOC: "IOC", TimeInForce.FOK: "FOK",
-            TimeInForce.POST_ONLY: "PostOnly"}[order.tif]
+    return {
+        TimeInForce.GTC: "GTC",
+        TimeInForce.IOC: "IOC",
+        TimeInForce.FOK: "FOK",
+        TimeInForce.POST_ONLY: "PostOnly",
+    }[order.tif]
 
 
 def order_item(order: Order) -> dict[str, Any]:
@@ -126,34 +190,59 @@ def order_item(order: Order) -> dict[str, Any]:
     if order.status is OrderStatus.EXPIRED and reject == "EC_NoError":
         reject = "EC_CancelForNoFullFill"
     item: dict[str, Any] = {
-        "symbol": m.id, "orderType": order.order_type.title(), "orderLinkId": order.client_id,
-        "slLimitPrice": "0", "orderId": order.order_id,
+        "symbol": m.id,
+        "orderType": order.order_type.title(),
+        "orderLinkId": order.client_id,
+        "slLimitPrice": "0",
+        "orderId": order.order_id,
         "cancelType": order.extra.get("cancelType", "UNKNOWN"),
         "avgPrice": (_px(m, avg) if avg else ("" if contract else "0")),
-        "stopOrderType": "", "lastPriceOnCreated": order.extra.get("lastPrice", ""),
-        "orderStatus": _status(order)}
+        "stopOrderType": "",
+        "lastPriceOnCreated": order.extra.get("lastPrice", ""),
+        "orderStatus": _status(order),
+    }
     if contract:
         item["createType"] = "CreateByUser"
     item.update({"takeProfit": "", "cumExecValue": fmt(order.cum_quote)})
     if contract:
         item["tpslMode"] = ""
-    item.update({
-        "smpType": "None", "triggerDirection": 0, "blockTradeId": "",
-        "cumFeeDetail": {order.fee_asset: fmt(order.fee_total)} if order.fee_total else {},
-        "isLeverage": "" if contract else "0", "rejectReason": reject, "price": price,
-        "orderIv": "", "createdTime": str(order.created_ms), "tpTriggerBy": "",
-        "positionIdx": POSITION_IDX.get(order.position_side, 0), "timeInForce": _tif(order),
-        "leavesValue": fmt(leaves * (order.price or ZERO)),
-        "updatedTime": str(order.updated_ms), "side": order.side.value.title(),
-        "smpGroup": 0, "triggerPrice": "", "tpLimitPrice": "0",
-        "cumExecFee": fmt(order.fee_total), "leavesQty": _qty(m, leaves), "slTriggerBy": "",
-        "closeOnTrigger": False, "placeType": "", "cumExecQty": _qty(m, order.executed_qty),
-        "reduceOnly": order.reduce_only,
-        "qty": (fmt(order.quote_qty) if order.quote_qty is not None else _qty(m, order.qty)),
-        "stopLoss": "", "marketUnit": order.extra.get("marketUnit", ""), "smpOrderId": "",
-        "triggerBy": "", "slippageToleranceType": "UNKNOWN", "slippageTolerance": "0",
-        "extraFees": "",
-    })
+    item.update(
+        {
+            "smpType": "None",
+            "triggerDirection": 0,
+            "blockTradeId": "",
+            "cumFeeDetail": {order.fee_asset: fmt(order.fee_total)} if order.fee_total else {},
+            "isLeverage": "" if contract else "0",
+            "rejectReason": reject,
+            "price": price,
+            "orderIv": "",
+            "createdTime": str(order.created_ms),
+            "tpTriggerBy": "",
+            "positionIdx": POSITION_IDX.get(order.position_side, 0),
+            "timeInForce": _tif(order),
+            "leavesValue": fmt(leaves * (order.price or ZERO)),
+            "updatedTime": str(order.updated_ms),
+            "side": order.side.value.title(),
+            "smpGroup": 0,
+            "triggerPrice": "",
+            "tpLimitPrice": "0",
+            "cumExecFee": fmt(order.fee_total),
+            "leavesQty": _qty(m, leaves),
+            "slTriggerBy": "",
+            "closeOnTrigger": False,
+            "placeType": "",
+            "cumExecQty": _qty(m, order.executed_qty),
+            "reduceOnly": order.reduce_only,
+            "qty": (fmt(order.quote_qty) if order.quote_qty is not None else _qty(m, order.qty)),
+            "stopLoss": "",
+            "marketUnit": order.extra.get("marketUnit", ""),
+            "smpOrderId": "",
+            "triggerBy": "",
+            "slippageToleranceType": "UNKNOWN",
+            "slippageTolerance": "0",
+            "extraFees": "",
+        }
+    )
     return item
 
 
@@ -167,19 +256,36 @@ def position_item(engine: Engine, acct: Account, m: MarketDef, pos: Position) ->
     value = abs(pos.qty) * pos.entry_price
     im = mm.position_im(acct, pos)
     return {
-        "symbol": m.id, "leverage": str(mm.leverage(acct, m.symbol)), "autoAddMargin": 0,
+        "symbol": m.id,
+        "leverage": str(mm.leverage(acct, m.symbol)),
+        "autoAddMargin": 0,
         "avgPrice": "0" if flat else _px(m, pos.entry_price),
-        "liqPrice": "" if flat or not liq else _px(m, liq), "riskLimitValue": "2000000",
-        "takeProfit": "", "positionValue": "" if flat else fmt(value, 8),
-        "isReduceOnly": False, "tpslMode": "Full", "riskId": 1, "trailingStop": "0",
+        "liqPrice": "" if flat or not liq else _px(m, liq),
+        "riskLimitValue": "2000000",
+        "takeProfit": "",
+        "positionValue": "" if flat else fmt(value, 8),
+        "isReduceOnly": False,
+        "tpslMode": "Full",
+        "riskId": 1,
+        "trailingStop": "0",
         "unrealisedPnl": "" if flat else fmt(mm.unrealized_pnl(pos), 8),
-        "markPrice": _px(m, engine.mark(m.symbol)), "adlRankIndicator": 0 if flat else 2,
-        "cumRealisedPnl": fmt(pos.realized_pnl, 8), "positionMM": fmt(mm.maint_margin(pos), 8),
-        "createdTime": str(pos.created_ms), "positionIdx": POSITION_IDX[pos.position_side],
-        "positionIM": fmt(im, 8), "seq": pos.updated_ms, "updatedTime": str(pos.updated_ms),
-        "side": side, "bustPrice": "" if flat or not bust else _px(m, bust),
-        "positionBalance": fmt(im, 8), "leverageSysUpdatedTime": "", "size": _qty(m, abs(pos.qty)),
-        "positionStatus": "Normal", "mmrSysUpdatedTime": "", "stopLoss": "",
+        "markPrice": _px(m, engine.mark(m.symbol)),
+        "adlRankIndicator": 0 if flat else 2,
+        "cumRealisedPnl": fmt(pos.realized_pnl, 8),
+        "positionMM": fmt(mm.maint_margin(pos), 8),
+        "createdTime": str(pos.created_ms),
+        "positionIdx": POSITION_IDX[pos.position_side],
+        "positionIM": fmt(im, 8),
+        "seq": pos.updated_ms,
+        "updatedTime": str(pos.updated_ms),
+        "side": side,
+        "bustPrice": "" if flat or not bust else _px(m, bust),
+        "positionBalance": fmt(im, 8),
+        "leverageSysUpdatedTime": "",
+        "size": _qty(m, abs(pos.qty)),
+        "positionStatus": "Normal",
+        "mmrSysUpdatedTime": "",
+        "stopLoss": "",
         "tradeMode": 1 if acct.margin_mode_of(m.symbol) == "isolated" else 0,
         "curRealisedPnl": fmt(pos.realized_pnl, 8),
         "breakEvenPrice": "" if flat else _px(m, pos.entry_price),
@@ -207,22 +313,46 @@ def wallet_balance(engine: Engine, acct: Account) -> dict[str, Any]:
         equity = wallet + (upnl if usdt else ZERO)
         usd = equity * _usd_price(engine, coin)
         total_usd += wallet * _usd_price(engine, coin)
-        coins.append({
-            "availableToBorrow": "", "bonus": "0", "accruedInterest": "0",
-            "availableToWithdraw": "", "totalOrderIM": fmt(ord_im if usdt else ZERO),
-            "equity": fmt(equity), "totalPositionMM": fmt(maint if usdt else ZERO),
-            "usdValue": fmt(usd), "unrealisedPnl": fmt(upnl if usdt else ZERO),
-            "collateralSwitch": True, "spotHedgingQty": "0", "borrowAmount": "0",
-            "totalPositionIM": fmt(pos_im if usdt else ZERO), "walletBalance": fmt(wallet),
-            "cumRealisedPnl": "0", "locked": fmt(acct.spot_locked.get(coin, ZERO)),
-            "marginCollateral": True, "coin": coin})
+        coins.append(
+            {
+                "availableToBorrow": "",
+                "bonus": "0",
+                "accruedInterest": "0",
+                "availableToWithdraw": "",
+                "totalOrderIM": fmt(ord_im if usdt else ZERO),
+                "equity": fmt(equity),
+                "totalPositionMM": fmt(maint if usdt else ZERO),
+                "usdValue": fmt(usd),
+                "unrealisedPnl": fmt(upnl if usdt else ZERO),
+                "collateralSwitch": True,
+                "spotHedgingQty": "0",
+                "borrowAmount": "0",
+                "totalPositionIM": fmt(pos_im if usdt else ZERO),
+                "walletBalance": fmt(wallet),
+                "cumRealisedPnl": "0",
+                "locked": fmt(acct.spot_locked.get(coin, ZERO)),
+                "marginCollateral": True,
+                "coin": coin,
+            }
+        )
     margin_balance = total_usd + upnl
-    return {"list": [{
-        "totalEquity": fmt(margin_balance),
-        "accountIMRate": fmt((pos_im + ord_im) / margin_balance, 4) if margin_balance else "0",
-        "totalMarginBalance": fmt(margin_balance), "totalInitialMargin": fmt(pos_im + ord_im),
-        "accountType": "UNIFIED",
-        "totalAvailableBalance": fmt(margin_balance - pos_im - ord_im),
-        "accountMMRate": fmt(maint / margin_balance, 4) if margin_balance else "0",
-        "totalPerpUPL": fmt(upnl), "totalWalletBalance": fmt(total_usd), "accountLTV": "0",
-        "totalMaintenanceMargin": fmt(maint), "coin": coins}]}
+    return {
+        "list": [
+            {
+                "totalEquity": fmt(margin_balance),
+                "accountIMRate": fmt((pos_im + ord_im) / margin_balance, 4)
+                if margin_balance
+                else "0",
+                "totalMarginBalance": fmt(margin_balance),
+                "totalInitialMargin": fmt(pos_im + ord_im),
+                "accountType": "UNIFIED",
+                "totalAvailableBalance": fmt(margin_balance - pos_im - ord_im),
+                "accountMMRate": fmt(maint / margin_balance, 4) if margin_balance else "0",
+                "totalPerpUPL": fmt(upnl),
+                "totalWalletBalance": fmt(total_usd),
+                "accountLTV": "0",
+                "totalMaintenanceMargin": fmt(maint),
+                "coin": coins,
+            }
+        ]
+    }

@@ -22,8 +22,12 @@ if TYPE_CHECKING:
 __all__ = ["BybitHandlers"]
 
 ZERO = Decimal(0)
-_TIF = {"GTC": TimeInForce.GTC, "IOC": TimeInForce.IOC, "FOK": TimeInForce.FOK,
-        "POSTONLY": TimeInForce.POST_ONLY}
+_TIF = {
+    "GTC": TimeInForce.GTC,
+    "IOC": TimeInForce.IOC,
+    "FOK": TimeInForce.FOK,
+    "POSTONLY": TimeInForce.POST_ONLY,
+}
 _IDX = {0: "BOTH", 1: "LONG", 2: "SHORT"}
 _WALLET = {"UNIFIED": "spot", "SPOT": "spot", "CONTRACT": "spot", "FUND": "funding"}
 
@@ -50,8 +54,7 @@ class BybitHandlers:
             Route("GET", "/v5/position/list", self.positions, True),
             Route("GET", "/v5/order/realtime", self.realtime, True),
             Route("GET", "/v5/order/history", self.history, True),
-            Route("GET", "/v5/asset/transfer/query-account-coins-balance", self.fund_balance,
-                  True),
+            Route("GET", "/v5/asset/transfer/query-account-coins-balance", self.fund_balance, True),
             Route("POST", "/v5/order/create", self.create, True),
             Route("POST", "/v5/order/cancel", self.cancel, True),
             Route("POST", "/v5/order/cancel-all", self.cancel_all, True),
@@ -90,8 +93,9 @@ class BybitHandlers:
     # -- market data ------------------------------------------------------------------
     async def time(self, ctx: RequestContext) -> web.Response:
         """``/v5/market/time``."""
-        return self._ok(ctx, {"timeSecond": str(ctx.now_ms // 1000),
-                              "timeNano": str(ctx.now_ms * 1_000_000)})
+        return self._ok(
+            ctx, {"timeSecond": str(ctx.now_ms // 1000), "timeNano": str(ctx.now_ms * 1_000_000)}
+        )
 
     async def instruments(self, ctx: RequestContext) -> web.Response:
         """``/v5/market/instruments-info``; one page, pre-listing and cursors are empty."""
@@ -99,17 +103,20 @@ class BybitHandlers:
         markets = self._markets(ctx)
         if ctx.params.get("status") == "PreLaunch" or ctx.params.get("cursor"):
             markets = []
-        result: dict[str, Any] = {"category": category,
-                                  "list": [yf.instrument(m) for m in markets]}
+        result: dict[str, Any] = {"category": category, "list": [yf.instrument(m) for m in markets]}
         if category != "spot":
             result["nextPageCursor"] = ""
         return self._ok(ctx, result)
 
     async def tickers(self, ctx: RequestContext) -> web.Response:
         """``/v5/market/tickers``."""
-        return self._ok(ctx, {"category": self._category(ctx),
-                              "list": [yf.ticker(ctx.engine, m, ctx.now_ms)
-                                       for m in self._markets(ctx)]})
+        return self._ok(
+            ctx,
+            {
+                "category": self._category(ctx),
+                "list": [yf.ticker(ctx.engine, m, ctx.now_ms) for m in self._markets(ctx)],
+            },
+        )
 
     # -- account ----------------------------------------------------------------------
     async def wallet_balance(self, ctx: RequestContext) -> web.Response:
@@ -120,39 +127,82 @@ class BybitHandlers:
 
     async def fund_balance(self, ctx: RequestContext) -> web.Response:
         """``/v5/asset/transfer/query-account-coins-balance`` for the FUND wallet."""
-        coins = [{"coin": c, "walletBalance": fmt(v), "transferBalance": fmt(v), "bonus": "0"}
-                 for c, v in sorted(ctx.acct.funding.items())]
-        return self._ok(ctx, {"accountType": ctx.params.get("accountType", "FUND"),
-                              "bizType": None, "memberId": "1", "balance": coins}, "success")
+        coins = [
+            {"coin": c, "walletBalance": fmt(v), "transferBalance": fmt(v), "bonus": "0"}
+            for c, v in sorted(ctx.acct.funding.items())
+        ]
+        return self._ok(
+            ctx,
+            {
+                "accountType": ctx.params.get("accountType", "FUND"),
+                "bizType": None,
+                "memberId": "1",
+                "balance": coins,
+            },
+            "success",
+        )
 
     async def account_info(self, ctx: RequestContext) -> web.Response:
         """``/v5/account/info``: a UTA 2.0 account."""
-        mode = "ISOLATED_MARGIN" if ctx.acct.account_margin_mode == "isolated" \
-            else "REGULAR_MARGIN"
-        return self._ok(ctx, {"unifiedMarginStatus": 5, "marginMode": mode,
-                              "isMasterTrader": False, "spotHedgingStatus": "OFF",
-                              "updatedTime": "1700000000000", "dcpStatus": "OFF",
-                              "timeWindow": 10, "smpGroup": 0})
+        mode = "ISOLATED_MARGIN" if ctx.acct.account_margin_mode == "isolated" else "REGULAR_MARGIN"
+        return self._ok(
+            ctx,
+            {
+                "unifiedMarginStatus": 5,
+                "marginMode": mode,
+                "isMasterTrader": False,
+                "spotHedgingStatus": "OFF",
+                "updatedTime": "1700000000000",
+                "dcpStatus": "OFF",
+                "timeWindow": 10,
+                "smpGroup": 0,
+            },
+        )
 
     async def query_api(self, ctx: RequestContext) -> web.Response:
         """``/v5/user/query-api``: the key's permissions."""
         perms = ctx.acct.permissions
-        return self._ok(ctx, {
-            "id": "13770661", "note": "hedgekeeper-test", "apiKey": ctx.acct.api_key,
-            "readOnly": 0 if perms.trade else 1, "secret": "",
-            "permissions": {
-                "ContractTrade": ["Order", "Position"] if perms.futures else [],
-                "Spot": ["SpotTrade"] if perms.trade else [],
-                "Wallet": ["AccountTransfer"] if perms.transfer else [],
-                "Options": [], "Derivatives": [], "CopyTrading": [], "BlockTrade": [],
-                "Exchange": [], "NFT": [], "Affiliate": [], "Earn": [],
-                "Withdraw": ["Withdraw"] if perms.withdraw else []},
-            "ips": ["127.0.0.1"] if perms.ip_restricted else ["*"], "type": 1,
-            "deadlineDay": 90, "expiredAt": "2030-01-01T00:00:00Z",
-            "createdAt": "2024-01-01T00:00:00Z", "unified": 0, "uta": 1, "userID": 24617703,
-            "inviterID": 0, "vipLevel": "No VIP", "mktMakerLevel": "0", "affiliateID": 0,
-            "rsaPublicKey": "", "isMaster": True, "parentUid": "0",
-            "kycLevel": "LEVEL_DEFAULT", "kycRegion": ""})
+        return self._ok(
+            ctx,
+            {
+                "id": "13770661",
+                "note": "hedgekeeper-test",
+                "apiKey": ctx.acct.api_key,
+                "readOnly": 0 if perms.trade else 1,
+                "secret": "",
+                "permissions": {
+                    "ContractTrade": ["Order", "Position"] if perms.futures else [],
+                    "Spot": ["SpotTrade"] if perms.trade else [],
+                    "Wallet": ["AccountTransfer"] if perms.transfer else [],
+                    "Options": [],
+                    "Derivatives": [],
+                    "CopyTrading": [],
+                    "BlockTrade": [],
+                    "Exchange": [],
+                    "NFT": [],
+                    "Affiliate": [],
+                    "Earn": [],
+                    "Withdraw": ["Withdraw"] if perms.withdraw else [],
+                },
+                "ips": ["127.0.0.1"] if perms.ip_restricted else ["*"],
+                "type": 1,
+                "deadlineDay": 90,
+                "expiredAt": "2030-01-01T00:00:00Z",
+                "createdAt": "2024-01-01T00:00:00Z",
+                "unified": 0,
+                "uta": 1,
+                "userID": 24617703,
+                "inviterID": 0,
+                "vipLevel": "No VIP",
+                "mktMakerLevel": "0",
+                "affiliateID": 0,
+                "rsaPublicKey": "",
+                "isMaster": True,
+                "parentUid": "0",
+                "kycLevel": "LEVEL_DEFAULT",
+                "kycRegion": "",
+            },
+        )
 
     async def positions(self, ctx: RequestContext) -> web.Response:
         """``/v5/position/list``: with a symbol every side, else only non-zero sizes."""
@@ -192,14 +242,12 @@ class BybitHandlers:
     async def realtime(self, ctx: RequestContext) -> web.Response:
         """``/v5/order/realtime``: open orders; by id or link id also recent closed ones."""
         items = [yf.order_item(o) for o in self._select(ctx, history=False)]
-        return self._ok(ctx, {"list": items, "nextPageCursor": "",
-                              "category": self._category(ctx)})
+        return self._ok(ctx, {"list": items, "nextPageCursor": "", "category": self._category(ctx)})
 
     async def history(self, ctx: RequestContext) -> web.Response:
         """``/v5/order/history``: closed (filled, cancelled, rejected) orders."""
         items = [yf.order_item(o) for o in self._select(ctx, history=True)]
-        return self._ok(ctx, {"list": items, "nextPageCursor": "",
-                              "category": self._category(ctx)})
+        return self._ok(ctx, {"list": items, "nextPageCursor": "", "category": self._category(ctx)})
 
     async def create(self, ctx: RequestContext) -> web.Response:
         """``/v5/order/create``: answers only ids; post-only crossing is accepted then cancelled."""
@@ -210,8 +258,9 @@ class BybitHandlers:
         order_type = str(p.get("orderType", "")).upper()
         if side is None or order_type not in ("MARKET", "LIMIT"):
             raise Rejected(Reject.BAD_PARAM, "side or orderType")
-        tif = _TIF.get(str(p.get("timeInForce") or ("IOC" if order_type == "MARKET" else "GTC"))
-                       .upper())
+        tif = _TIF.get(
+            str(p.get("timeInForce") or ("IOC" if order_type == "MARKET" else "GTC")).upper()
+        )
         if tif is None:
             raise Rejected(Reject.BAD_PARAM, "timeInForce")
         quantity = dec(p.get("qty"))
@@ -229,9 +278,18 @@ class BybitHandlers:
         position_idx = int(str(p.get("positionIdx", 0)))
         if position_idx not in _IDX:
             raise Rejected(Reject.BAD_PARAM, "positionIdx")
-        request = OrderRequest(market, side, order_type, quantity, price, tif,
-                               str(p.get("orderLinkId") or ""), _truthy(p.get("reduceOnly")),
-                               _IDX[position_idx], quote_qty)
+        request = OrderRequest(
+            market,
+            side,
+            order_type,
+            quantity,
+            price,
+            tif,
+            str(p.get("orderLinkId") or ""),
+            _truthy(p.get("reduceOnly")),
+            _IDX[position_idx],
+            quote_qty,
+        )
         bid, ask = ctx.engine.quote(market)
         order = ctx.engine.place(acct, request, ctx.fill_fraction)
         order.extra.update(extra)
@@ -279,8 +337,7 @@ class BybitHandlers:
 
     async def switch_isolated(self, ctx: RequestContext) -> web.Response:
         """``/v5/position/switch-isolated``: refused on unified accounts, like Bybit."""
-        return bybit_error(100028, "The API cannot be executed for unified account.",
-                           ctx.now_ms)
+        return bybit_error(100028, "The API cannot be executed for unified account.", ctx.now_ms)
 
     async def switch_mode(self, ctx: RequestContext) -> web.Response:
         """``/v5/position/switch-mode`` (mode 0 one-way, 3 hedge; 110025 when unchanged)."""
@@ -293,11 +350,22 @@ class BybitHandlers:
     async def set_margin_mode(self, ctx: RequestContext) -> web.Response:
         """``/v5/account/set-margin-mode`` (account level; unchanged is a success)."""
         mode = {"ISOLATED_MARGIN": "isolated", "REGULAR_MARGIN": "cross"}.get(
-            str(ctx.params.get("setMarginMode")))
+            str(ctx.params.get("setMarginMode"))
+        )
         if mode is None:
-            return bybit_error(3400045, "Set margin mode failed", ctx.now_ms, {"reasons": [
-                {"reasonCode": "3400000", "reasonMsg": "Equity needs to be equal to or greater "
-                                                       "than 1000 USDC"}]})
+            return bybit_error(
+                3400045,
+                "Set margin mode failed",
+                ctx.now_ms,
+                {
+                    "reasons": [
+                        {
+                            "reasonCode": "3400000",
+                            "reasonMsg": "Equity needs to be equal to or greater than 1000 USDC",
+                        }
+                    ]
+                },
+            )
         account_ops.set_margin_mode(ctx.acct, None, mode)
         return self._ok(ctx, {"reasons": []}, "Request accepted")
 
@@ -310,6 +378,7 @@ class BybitHandlers:
         if source is None or target is None or amount is None or not p.get("coin"):
             raise Rejected(Reject.BAD_PARAM, "transfer")
         transfer_id = str(p.get("transferId") or uuid.uuid4())
-        account_ops.transfer(ctx.engine, ctx.acct, str(p["coin"]), amount, source, target,
-                             transfer_id)
+        account_ops.transfer(
+            ctx.engine, ctx.acct, str(p["coin"]), amount, source, target, transfer_id
+        )
         return self._ok(ctx, {"transferId": transfer_id, "status": "SUCCESS"}, "success")

@@ -46,11 +46,16 @@ def dec(value: object) -> Decimal | None:
     return Decimal(str(value))
 
 
-def json_response(body: Any, status: int = 200,
-                  headers: dict[str, str] | None = None) -> web.Response:
+def json_response(
+    body: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
     """A compact JSON response (exchanges do not pretty-print)."""
-    return web.Response(text=json.dumps(body, separators=(",", ":")), status=status,
-                        content_type="application/json", headers=headers)
+    return web.Response(
+        text=json.dumps(body, separators=(",", ":")),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
 
 
 @dataclass
@@ -124,8 +129,9 @@ class Dialect(Protocol):
         """Merge query and body parameters the venue's way."""
         ...
 
-    def authenticate(self, request: web.Request, body: str, now_ms: int,
-                     accounts: dict[str, Account]) -> Account:
+    def authenticate(
+        self, request: web.Request, body: str, now_ms: int, accounts: dict[str, Account]
+    ) -> Account:
         """Verify key, timestamp and signature; raise :class:`AuthError`."""
         ...
 

@@ -48,9 +48,15 @@ class _PriceState:
 class Engine:
     """All accounts and markets of one emulated venue."""
 
-    def __init__(self, markets: list[MarketDef], rules: VenueRules, fees: FeeSchedule,
-                 clock: Callable[[], int], seed: int = 0,
-                 spread_bps: Decimal = Decimal("2")) -> None:
+    def __init__(
+        self,
+        markets: list[MarketDef],
+        rules: VenueRules,
+        fees: FeeSchedule,
+        clock: Callable[[], int],
+        seed: int = 0,
+        spread_bps: Decimal = Decimal("2"),
+    ) -> None:
         self.markets: dict[str, MarketDef] = {m.symbol: m for m in markets}
         self.rules = rules
         self.fees = fees
@@ -84,17 +90,28 @@ class Engine:
         """
         return [m for m in self.markets_of_kind(kind) if m.symbol in self._prices]
 
-    def set_price(self, symbol: str, price: Decimal, spread_bps: Decimal | None = None,
-                  mark: Decimal | None = None) -> None:
+    def set_price(
+        self,
+        symbol: str,
+        price: Decimal,
+        spread_bps: Decimal | None = None,
+        mark: Decimal | None = None,
+    ) -> None:
         """Set the mid price; a bare pair (``BTC/USDT``) moves spot and perp together."""
-        targets = [m for m in self.markets.values()
-                   if m.symbol == symbol or (":" not in symbol and m.pair == symbol)]
+        targets = [
+            m
+            for m in self.markets.values()
+            if m.symbol == symbol or (":" not in symbol and m.pair == symbol)
+        ]
         if not targets:
             raise KeyError(f"unknown symbol {symbol!r}")
         for market in targets:
             old = self._prices.get(market.symbol)
-            spread = spread_bps if spread_bps is not None else (
-                old.spread_bps if old else self.default_spread_bps)
+            spread = (
+                spread_bps
+                if spread_bps is not None
+                else (old.spread_bps if old else self.default_spread_bps)
+            )
             self._prices[market.symbol] = _PriceState(price, spread, mark)
             self._match_resting(market)
 
@@ -144,8 +161,13 @@ class Engine:
         return prefix + "".join(self._rng.choice(alphabet) for _ in range(22))
 
     # -- orders ---------------------------------------------------------------
-    def find_order(self, acct: Account, market: MarketDef, order_id: str | None = None,
-                   client_id: str | None = None) -> Order:
+    def find_order(
+        self,
+        acct: Account,
+        market: MarketDef,
+        order_id: str | None = None,
+        client_id: str | None = None,
+    ) -> Order:
         """The most recent order matching an id or client id, else UNKNOWN_ORDER."""
         for order in reversed(acct.orders):
             if order.symbol != market.symbol:
@@ -156,8 +178,13 @@ class Engine:
                 return order
         raise Rejected(Reject.UNKNOWN_ORDER)
 
-    def cancel(self, acct: Account, market: MarketDef, order_id: str | None = None,
-               client_id: str | None = None) -> Order:
+    def cancel(
+        self,
+        acct: Account,
+        market: MarketDef,
+        order_id: str | None = None,
+        client_id: str | None = None,
+    ) -> Order:
         """Cancel a working order; closed or unknown orders are UNKNOWN_ORDER."""
         if not acct.permissions.trade:
             raise Rejected(Reject.PERMISSION_DENIED)
@@ -167,8 +194,9 @@ class Engine:
         self._close(acct, order, OrderStatus.CANCELED)
         return order
 
-    def place(self, acct: Account, req: OrderRequest,
-              fill_fraction: Decimal | None = None) -> Order:
+    def place(
+        self, acct: Account, req: OrderRequest, fill_fraction: Decimal | None = None
+    ) -> Order:
         """Validate, book and (maybe) fill an order; raises :class:`Rejected`."""
         market = req.market
         if not acct.permissions.trade or (market.is_contract and not acct.permissions.futures):
@@ -179,8 +207,10 @@ class Engine:
         is_market = req.order_type == "MARKET"
         qty = self._resolve_qty(req, touch)
         self._check_filters(req, qty, is_market)
-        crosses = is_market or (req.price is not None and (
-            req.price >= ask if req.side is Side.BUY else req.price <= bid))
+        crosses = is_market or (
+            req.price is not None
+            and (req.price >= ask if req.side is Side.BUY else req.price <= bid)
+        )
         post_only = req.tif is TimeInForce.POST_ONLY or req.order_type == "LIMIT_MAKER"
         if post_only and crosses and self.rules.post_only_rejects:
             raise Rejected(Reject.POST_ONLY_WOULD_TAKE)
@@ -190,9 +220,22 @@ class Engine:
         elif not (post_only and crosses):
             self._check_spot_funds(acct, req, qty, ref_price)
         now = self.clock()
-        order = Order(self.new_order_id(market), acct.api_key, market, req.client_id, req.side,
-                      req.order_type, qty, req.price, req.tif, req.reduce_only,
-                      req.position_side, now, now, quote_qty=req.quote_qty)
+        order = Order(
+            self.new_order_id(market),
+            acct.api_key,
+            market,
+            req.client_id,
+            req.side,
+            req.order_type,
+            qty,
+            req.price,
+            req.tif,
+            req.reduce_only,
+            req.position_side,
+            now,
+            now,
+            quote_qty=req.quote_qty,
+        )
         acct.orders.append(order)
         if post_only and crosses:
             order.extra["rejectReason"] = "EC_PostOnlyWillTakeLiquidity"
@@ -206,8 +249,9 @@ class Engine:
                     fill_qty = ZERO  # all or nothing: a partial fill kills the order
             if fill_qty > 0:
                 self._fill(acct, order, fill_qty, touch, is_maker=False)
-            if order.status.is_open and (is_market or req.tif in (TimeInForce.IOC,
-                                                                  TimeInForce.FOK)):
+            if order.status.is_open and (
+                is_market or req.tif in (TimeInForce.IOC, TimeInForce.FOK)
+            ):
                 self._close(acct, order, OrderStatus.EXPIRED)
         if order.status.is_open and not market.is_contract:
             self._lock_spot(acct, order)
@@ -219,8 +263,11 @@ class Engine:
             return
         if not self._client_id_re.fullmatch(req.client_id):
             raise Rejected(Reject.INVALID_CLIENT_ID, req.client_id)
-        pool = acct.open_orders(req.market.symbol) if self.rules.client_id_scope == "open" \
+        pool = (
+            acct.open_orders(req.market.symbol)
+            if self.rules.client_id_scope == "open"
             else acct.orders
+        )
         if any(o.client_id == req.client_id for o in pool):
             raise Rejected(Reject.DUPLICATE_CLIENT_ID, req.client_id)
 
@@ -249,13 +296,15 @@ class Engine:
                 raise Rejected(Reject.PRICE_TICK, str(req.price))
         if req.price is None and not is_market:
             raise Rejected(Reject.BAD_PARAM, "price")
-        notional = qty * (req.price if req.price is not None and not is_market
-                          else self.mid(market))
+        notional = qty * (
+            req.price if req.price is not None and not is_market else self.mid(market)
+        )
         if notional < market.min_notional and not req.reduce_only:
             raise Rejected(Reject.MIN_NOTIONAL, str(notional), minimum=market.min_notional)
 
-    def _check_futures(self, acct: Account, req: OrderRequest, qty: Decimal,
-                       price: Decimal) -> None:
+    def _check_futures(
+        self, acct: Account, req: OrderRequest, qty: Decimal, price: Decimal
+    ) -> None:
         if acct.hedge_mode:
             if req.position_side not in ("LONG", "SHORT"):
                 raise Rejected(Reject.POSITION_SIDE_MISMATCH)
@@ -275,16 +324,18 @@ class Engine:
         if needed > 0 and needed > self.margin.available(acct):
             raise Rejected(Reject.INSUFFICIENT_MARGIN, f"need {needed}")
 
-    def _reducible(self, acct: Account, market: MarketDef, position_side: str,
-                   side: Side) -> Decimal:
+    def _reducible(
+        self, acct: Account, market: MarketDef, position_side: str, side: Side
+    ) -> Decimal:
         """How much an order of ``side`` may reduce the position without flipping."""
         pos = acct.position(market.symbol, position_side)
         if pos.qty == 0 or (pos.qty > 0) == (side is Side.BUY):
             return ZERO
         return abs(pos.qty)
 
-    def _check_spot_funds(self, acct: Account, req: OrderRequest, qty: Decimal,
-                          price: Decimal) -> None:
+    def _check_spot_funds(
+        self, acct: Account, req: OrderRequest, qty: Decimal, price: Decimal
+    ) -> None:
         market = req.market
         if req.side is Side.BUY:
             need = req.quote_qty if req.quote_qty is not None else qty * price
@@ -295,8 +346,9 @@ class Engine:
             raise Rejected(Reject.INSUFFICIENT_BALANCE, f"need {need}, have {have}")
 
     # -- execution ------------------------------------------------------------
-    def _fill(self, acct: Account, order: Order, qty: Decimal, price: Decimal,
-              is_maker: bool) -> None:
+    def _fill(
+        self, acct: Account, order: Order, qty: Decimal, price: Decimal, is_maker: bool
+    ) -> None:
         market = order.market
         if order.reduce_only:
             qty = min(qty, self._reducible(acct, market, order.position_side, order.side))
@@ -313,8 +365,19 @@ class Engine:
             pnl = ZERO
             fee, fee_asset = self._apply_spot(acct, order, qty, price, rate)
         self._next_trade += 1
-        fill = Fill(self._next_trade, order.order_id, market.symbol, order.side, price, qty,
-                    fee, fee_asset, is_maker, now, pnl)
+        fill = Fill(
+            self._next_trade,
+            order.order_id,
+            market.symbol,
+            order.side,
+            price,
+            qty,
+            fee,
+            fee_asset,
+            is_maker,
+            now,
+            pnl,
+        )
         order.fills.append(fill)
         acct.fills.append(fill)
         order.executed_qty += qty
@@ -322,11 +385,11 @@ class Engine:
         order.fee_total += fee
         order.fee_asset = fee_asset
         order.updated_ms = now
-        order.status = (OrderStatus.FILLED if order.remaining == 0
-                        else OrderStatus.PARTIALLY_FILLED)
+        order.status = OrderStatus.FILLED if order.remaining == 0 else OrderStatus.PARTIALLY_FILLED
 
-    def _apply_position(self, acct: Account, order: Order, qty: Decimal, price: Decimal,
-                        now: int) -> Decimal:
+    def _apply_position(
+        self, acct: Account, order: Order, qty: Decimal, price: Decimal, now: int
+    ) -> Decimal:
         pos = acct.position(order.symbol, order.position_side)
         if pos.qty == 0:
             pos.created_ms = now
@@ -347,8 +410,9 @@ class Engine:
         pos.updated_ms = now
         return pnl
 
-    def _apply_spot(self, acct: Account, order: Order, qty: Decimal, price: Decimal,
-                    rate: Decimal) -> tuple[Decimal, str]:
+    def _apply_spot(
+        self, acct: Account, order: Order, qty: Decimal, price: Decimal, rate: Decimal
+    ) -> tuple[Decimal, str]:
         market = order.market
         cost = qty * price
         if order.extra.get("locked") == "1":
@@ -394,5 +458,6 @@ class Engine:
                 if order.price is None:
                     continue
                 if (order.side is Side.BUY and order.price >= ask) or (
-                        order.side is Side.SELL and order.price <= bid):
+                    order.side is Side.SELL and order.price <= bid
+                ):
                     self._fill(acct, order, order.remaining, order.price, is_maker=True)

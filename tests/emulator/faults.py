@@ -149,8 +149,16 @@ class FaultScript:
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
 
-    def add(self, fault: Fault, *, path: str = "*", method: str = "*",
-            count: int | None = 1, skip: int = 0, probability: float = 1.0) -> FaultRule:
+    def add(
+        self,
+        fault: Fault,
+        *,
+        path: str = "*",
+        method: str = "*",
+        count: int | None = 1,
+        skip: int = 0,
+        probability: float = 1.0,
+    ) -> FaultRule:
         """Queue a fault for the next ``count`` matching requests; returns the rule."""
         rule = FaultRule(fault, method, path, count, skip, probability)
         self.rules.append(rule)

@@ -26,8 +26,9 @@ PriceOf = Callable[[str], Decimal]
 class MarginModel:
     """Risk figures for one account, given mark prices and market rules."""
 
-    def __init__(self, markets: dict[str, MarketDef], mark_of: PriceOf,
-                 default_leverage: int) -> None:
+    def __init__(
+        self, markets: dict[str, MarketDef], mark_of: PriceOf, default_leverage: int
+    ) -> None:
         self._markets = markets
         self._mark_of = mark_of
         self.default_leverage = default_leverage
@@ -89,8 +90,14 @@ class MarginModel:
             used += acct.spot_locked.get("USDT", ZERO)
         return self.margin_balance(acct) - used
 
-    def required_for(self, acct: Account, market: MarketDef, position_side: str,
-                     signed_qty: Decimal, price: Decimal) -> Decimal:
+    def required_for(
+        self,
+        acct: Account,
+        market: MarketDef,
+        position_side: str,
+        signed_qty: Decimal,
+        price: Decimal,
+    ) -> Decimal:
         """Extra initial margin an order needs: only the part that grows exposure."""
         pos = acct.position(market.symbol, position_side)
         grow = abs(pos.qty + signed_qty) - abs(pos.qty)
@@ -124,7 +131,10 @@ class MarginModel:
         """Price at which the position's margin is exhausted (mmr = 0)."""
         if pos.qty == 0:
             return ZERO
-        margin = (self.isolated_margin(acct, pos)
-                  if acct.margin_mode_of(pos.symbol) == "isolated" else acct.collateral())
+        margin = (
+            self.isolated_margin(acct, pos)
+            if acct.margin_mode_of(pos.symbol) == "isolated"
+            else acct.collateral()
+        )
         price = (pos.qty * pos.entry_price - margin) / pos.qty
         return price if price > 0 else ZERO

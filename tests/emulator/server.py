@@ -45,11 +45,20 @@ class Emulator:
     ``ssl_context`` to serve HTTPS (see :mod:`tests.emulator.tls`).
     """
 
-    def __init__(self, dialect: str = "binance", accounts: Mapping[str, str] | None = None,
-                 *, markets: Iterable[MarketDef] | None = None,
-                 prices: Mapping[str, Number] | None = None, host: str = "127.0.0.1",
-                 port: int = 0, ssl_context: ssl.SSLContext | None = None, seed: int = 0,
-                 spread_bps: Number = "2", fees: FeeSchedule | None = None) -> None:
+    def __init__(
+        self,
+        dialect: str = "binance",
+        accounts: Mapping[str, str] | None = None,
+        *,
+        markets: Iterable[MarketDef] | None = None,
+        prices: Mapping[str, Number] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
+        seed: int = 0,
+        spread_bps: Number = "2",
+        fees: FeeSchedule | None = None,
+    ) -> None:
         self.dialect_name = dialect
         self.host = host
         self.port = port
@@ -69,14 +78,22 @@ class Emulator:
             from tests.emulator.bybit import BybitDialect
 
             self._dialect = BybitDialect(self)
-            default_fees = FeeSchedule(linear_taker=Decimal("0.00055"),
-                                       linear_maker=Decimal("0.0002"))
+            default_fees = FeeSchedule(
+                linear_taker=Decimal("0.00055"), linear_maker=Decimal("0.0002")
+            )
         else:
             raise ValueError(f"unknown dialect {dialect!r}")
-        self.engine = Engine(market_list, self._dialect.rules, fees or default_fees,
-                             self.now_ms, seed, _dec(spread_bps))
+        self.engine = Engine(
+            market_list,
+            self._dialect.rules,
+            fees or default_fees,
+            self.now_ms,
+            seed,
+            _dec(spread_bps),
+        )
         self._routes: dict[tuple[str, str], Route] = {
-            (r.method, r.path): r for r in self._dialect.routes()}
+            (r.method, r.path): r for r in self._dialect.routes()
+        }
         for api_key, secret in (accounts or {}).items():
             self.add_account(api_key, secret)
         for symbol, price in (prices or {}).items():
@@ -121,12 +138,20 @@ class Emulator:
         return int(time.time() * 1000) + self.clock_offset_ms
 
     # -- prices, accounts -----------------------------------------------------------
-    def set_price(self, symbol: str, price: Number, spread_bps: Number | None = None,
-                  mark: Number | None = None) -> None:
+    def set_price(
+        self,
+        symbol: str,
+        price: Number,
+        spread_bps: Number | None = None,
+        mark: Number | None = None,
+    ) -> None:
         """Set a mid price (resting orders that now cross are filled as maker)."""
-        self.engine.set_price(symbol, _dec(price),
-                              None if spread_bps is None else _dec(spread_bps),
-                              None if mark is None else _dec(mark))
+        self.engine.set_price(
+            symbol,
+            _dec(price),
+            None if spread_bps is None else _dec(spread_bps),
+            None if mark is None else _dec(mark),
+        )
 
     def quote(self, symbol: str) -> tuple[Decimal, Decimal]:
         """Current (bid, ask) of a unified symbol."""
@@ -152,13 +177,23 @@ class Emulator:
         """Set a funding-wallet balance (Bybit FUND, Binance FUNDING)."""
         self.engine.accounts[api_key].funding[asset] = _dec(amount)
 
-    def set_position(self, api_key: str, symbol: str, contracts: Number,
-                     entry_price: Number | None = None, position_side: str = "BOTH") -> None:
+    def set_position(
+        self,
+        api_key: str,
+        symbol: str,
+        contracts: Number,
+        entry_price: Number | None = None,
+        position_side: str = "BOTH",
+    ) -> None:
         """Force a position, e.g. one liquidated or traded outside the daemon."""
-        account_ops.set_position(self.engine, self.engine.accounts[api_key],
-                                 self.engine.markets[symbol], _dec(contracts),
-                                 None if entry_price is None else _dec(entry_price),
-                                 position_side)
+        account_ops.set_position(
+            self.engine,
+            self.engine.accounts[api_key],
+            self.engine.markets[symbol],
+            _dec(contracts),
+            None if entry_price is None else _dec(entry_price),
+            position_side,
+        )
 
     def set_leverage(self, api_key: str, symbol: str, leverage: int) -> None:
         """Set a symbol's leverage directly."""
@@ -205,8 +240,11 @@ class Emulator:
 
     def fills(self, api_key: str, symbol: str | None = None) -> list[Fill]:
         """Executions of a key, optionally for one symbol."""
-        return [copy.copy(f) for f in self.engine.accounts[api_key].fills
-                if symbol is None or f.symbol == symbol]
+        return [
+            copy.copy(f)
+            for f in self.engine.accounts[api_key].fills
+            if symbol is None or f.symbol == symbol
+        ]
 
     def private_writes(self) -> list[RequestRecord]:
         """Logged private requests that change state (orders, settings, transfers)."""
@@ -231,10 +269,14 @@ class Emulator:
             params = {}
         private = route.private if route else False
         record = RequestRecord(
-            request.method, request.path, params, private,
+            request.method,
+            request.path,
+            params,
+            private,
             private and self._dialect.is_write(request.method, request.path),
             request.headers.get("X-MBX-APIKEY") or request.headers.get("X-BAPI-API-KEY"),
-            self.now_ms())
+            self.now_ms(),
+        )
         self.requests.append(record)
         if self.maintenance:  # checked first so that queued faults are not used up
             closed = self._dialect.maintenance()
@@ -254,8 +296,14 @@ class Emulator:
         record.error_code = _error_code(response)
         return response
 
-    async def _respond(self, request: web.Request, route: Route | None, params: dict[str, Any],
-                       body: str, faults: list[Fault]) -> web.Response | None:
+    async def _respond(
+        self,
+        request: web.Request,
+        route: Route | None,
+        params: dict[str, Any],
+        body: str,
+        faults: list[Fault],
+    ) -> web.Response | None:
         for fault in faults:
             if fault.kind is FaultKind.DISCONNECT and not fault.after_apply:
                 return None
@@ -266,8 +314,9 @@ class Emulator:
         ctx = RequestContext(request, params, self.engine, self.now_ms())
         if route.private:
             try:
-                ctx.account = self._dialect.authenticate(request, body, ctx.now_ms,
-                                                         self.engine.accounts)
+                ctx.account = self._dialect.authenticate(
+                    request, body, ctx.now_ms, self.engine.accounts
+                )
             except AuthError as exc:
                 return exc.response
         for fault in faults:

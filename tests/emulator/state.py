@@ -284,8 +284,9 @@ class Account:
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
         """Working orders, optionally for one unified symbol."""
-        return [o for o in self.orders
-                if o.status.is_open and (symbol is None or o.symbol == symbol)]
+        return [
+            o for o in self.orders if o.status.is_open and (symbol is None or o.symbol == symbol)
+        ]
 
     def leverage_of(self, symbol: str, default: int) -> int:
         """Leverage set for a symbol, or the venue default."""

@@ -88,8 +88,11 @@ class TestPKI:
     __test__ = False  # not a pytest test class, despite the name
 
     def __init__(self, hostnames: Iterable[str] | None = None) -> None:
-        names = list(hostnames) if hostnames is not None else (
-            venue_hostnames("binance") + venue_hostnames("bybit"))
+        names = (
+            list(hostnames)
+            if hostnames is not None
+            else (venue_hostnames("binance") + venue_hostnames("bybit"))
+        )
         self.hostnames = sorted(set(names) | {LOOPBACK, "localhost"})
         self.ca = trustme.CA()
         self._cert = self.ca.issue_cert(*self.hostnames)
@@ -117,8 +120,9 @@ class LoopbackResolver(AbstractResolver):
     def __init__(self, ports: Mapping[str, int]) -> None:
         self._ports = {host.lower(): port for host, port in ports.items()}
 
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         """One IPv4 loopback result carrying the emulator's port."""
         name = host.lower().rstrip(".")
         if name in self._ports:
@@ -127,15 +131,24 @@ class LoopbackResolver(AbstractResolver):
             target = port
         else:
             raise OSError(f"LoopbackResolver: refusing to resolve {host!r} (not an emulated host)")
-        return [ResolveResult(hostname=host, host=LOOPBACK, port=target,
-                              family=socket.AF_INET, proto=0, flags=socket.AI_NUMERICHOST)]
+        return [
+            ResolveResult(
+                hostname=host,
+                host=LOOPBACK,
+                port=target,
+                family=socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+        ]
 
     async def close(self) -> None:
         """Nothing to release."""
 
 
-def loopback_session(ca: TestPKI | str | Path, ports: Mapping[str, int],
-                     **session_kwargs: Any) -> aiohttp.ClientSession:
+def loopback_session(
+    ca: TestPKI | str | Path, ports: Mapping[str, int], **session_kwargs: Any
+) -> aiohttp.ClientSession:
     """A ClientSession that reaches the emulator under the venues' real hostnames.
 
     ``ca`` is the :class:`TestPKI` of an in-process emulator, or the CA file an
@@ -145,8 +158,9 @@ def loopback_session(ca: TestPKI | str | Path, ports: Mapping[str, int],
         context = ca.client_context()
     else:
         context = ssl.create_default_context(cafile=str(ca))
-    connector = aiohttp.TCPConnector(resolver=LoopbackResolver(ports), ssl=context,
-                                     family=socket.AF_INET)
+    connector = aiohttp.TCPConnector(
+        resolver=LoopbackResolver(ports), ssl=context, family=socket.AF_INET
+    )
     return aiohttp.ClientSession(connector=connector, **session_kwargs)
 
 

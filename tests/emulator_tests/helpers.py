@@ -36,23 +36,39 @@ def point_at(exchange: Any, base_url: str) -> None:
     for name, url in list(exchange.urls["api"].items()):
         if isinstance(url, str) and "://" in url:
             rest = url.split("://", 1)[1]
-            path = rest[rest.find("/"):] if "/" in rest else ""
+            path = rest[rest.find("/") :] if "/" in rest else ""
             exchange.urls["api"][name] = base_url + path
 
 
-def make_client(emu: Emulator, *, api_key: str = KEY, secret: str = SECRET,
-                default_type: str = "swap", timeout_ms: int = 5000, loopback: bool = True,
-                exchange_id: str | None = None, **options: Any) -> Any:
+def make_client(
+    emu: Emulator,
+    *,
+    api_key: str = KEY,
+    secret: str = SECRET,
+    default_type: str = "swap",
+    timeout_ms: int = 5000,
+    loopback: bool = True,
+    exchange_id: str | None = None,
+    **options: Any,
+) -> Any:
     """A real ccxt async client for the emulator's dialect (rate limiter off).
 
     ``exchange_id`` picks another ccxt class for the dialect, e.g. ``binanceusdm``.
     """
     cls = getattr(ccxt, exchange_id or emu.dialect_name)
-    exchange = cls({
-        "apiKey": api_key, "secret": secret, "timeout": timeout_ms, "enableRateLimit": False,
-        "options": {"defaultType": default_type,
-                    "fetchMarkets": {"types": ["spot", "linear"]}, **options},
-    })
+    exchange = cls(
+        {
+            "apiKey": api_key,
+            "secret": secret,
+            "timeout": timeout_ms,
+            "enableRateLimit": False,
+            "options": {
+                "defaultType": default_type,
+                "fetchMarkets": {"types": ["spot", "linear"]},
+                **options,
+            },
+        }
+    )
     exchange.has["fetchCurrencies"] = False  # the daemon's setting: no private currency call
     exchange.timeout_on_exit = 0  # ccxt sleeps 250 ms in close() otherwise
     if loopback:
@@ -60,8 +76,9 @@ def make_client(emu: Emulator, *, api_key: str = KEY, secret: str = SECRET,
     return exchange
 
 
-async def eventually(predicate: Callable[[], T | Awaitable[T]], within: float = 5.0,
-                     interval: float = 0.01) -> T:
+async def eventually(
+    predicate: Callable[[], T | Awaitable[T]], within: float = 5.0, interval: float = 0.01
+) -> T:
     """Poll ``predicate`` until it returns something truthy; fail after ``within`` s."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within

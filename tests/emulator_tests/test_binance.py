@@ -34,8 +34,9 @@ async def test_balances_spot_and_futures(bn: Any, bn_spot: Any) -> None:
 
 
 async def test_short_market_order_round_trip(binance: Emulator, bn: Any) -> None:
-    order = await bn.create_order(BTC_PERP, "market", "sell", 0.01, None,
-                                  {"clientOrderId": "hk-short-1"})
+    order = await bn.create_order(
+        BTC_PERP, "market", "sell", 0.01, None, {"clientOrderId": "hk-short-1"}
+    )
     assert order["clientOrderId"] == "hk-short-1"
     assert order["status"] == "closed" and order["filled"] == 0.01
     bid, _ = binance.quote(BTC_PERP)
@@ -84,8 +85,9 @@ async def test_resting_order_fills_as_maker_when_price_moves(binance: Emulator, 
 
 async def test_reduce_only_trim_and_rejection(binance: Emulator, bn: Any) -> None:
     binance.set_position(KEY, BTC_PERP, "-0.010", entry_price=68000)
-    trim = await bn.create_order(BTC_PERP, "market", "buy", 0.004, None,
-                                 {"reduceOnly": True, "clientOrderId": "trim-1"})
+    trim = await bn.create_order(
+        BTC_PERP, "market", "buy", 0.004, None, {"reduceOnly": True, "clientOrderId": "trim-1"}
+    )
     assert trim["reduceOnly"] is True and trim["filled"] == 0.004
     assert binance.position(KEY, BTC_PERP).qty == Decimal("-0.006")
     with pytest.raises(ccxt.ExchangeError) as info:  # -2022 would increase the short
@@ -103,15 +105,13 @@ async def test_duplicate_and_invalid_client_ids(bn: Any) -> None:
         await bn.create_order(BTC_PERP, "limit", "sell", 0.002, 75000, {"clientOrderId": "dup-1"})
     assert "-4116" in str(dup.value)
     with pytest.raises(ccxt.BadRequest):  # -4015 Client order id is not valid.
-        await bn.create_order(BTC_PERP, "limit", "sell", 0.002, 75000,
-                              {"clientOrderId": "x" * 40})
+        await bn.create_order(BTC_PERP, "limit", "sell", 0.002, 75000, {"clientOrderId": "x" * 40})
 
 
 async def test_post_only_and_filters(bn: Any, binance: Emulator) -> None:
     _, ask = binance.quote(BTC_PERP)
     with pytest.raises(ccxt.ExchangeError) as post:  # -5022 GTX would take
-        await bn.create_order(BTC_PERP, "limit", "buy", 0.002, float(ask) + 10,
-                              {"postOnly": True})
+        await bn.create_order(BTC_PERP, "limit", "buy", 0.002, float(ask) + 10, {"postOnly": True})
     assert "-5022" in str(post.value)
     assert binance.orders(KEY) == []  # a rejected GTX is not recorded
     with pytest.raises(ccxt.ExchangeError) as small:  # -4164 min notional 100
@@ -161,8 +161,9 @@ async def test_hedge_mode_orders(binance: Emulator, bn: Any) -> None:
     with pytest.raises(ccxt.OperationRejected):  # -4061 positionSide BOTH in hedge mode
         await bn.create_order(BTC_PERP, "market", "sell", 0.01)
     await bn.create_order(BTC_PERP, "market", "sell", 0.01, None, {"positionSide": "SHORT"})
-    await bn.create_order(BTC_PERP, "market", "buy", 0.004, None,
-                          {"hedged": True, "reduceOnly": True})
+    await bn.create_order(
+        BTC_PERP, "market", "buy", 0.004, None, {"hedged": True, "reduceOnly": True}
+    )
     assert binance.position(KEY, BTC_PERP, "SHORT").qty == Decimal("-0.006")
     positions = await bn.fetch_positions([BTC_PERP])
     assert positions[0]["hedged"] is True and positions[0]["side"] == "short"
@@ -185,8 +186,9 @@ async def test_tickers_bid_ask_and_marks(binance: Emulator, bn: Any, bn_spot: An
 
 
 async def test_spot_orders_and_balances(binance: Emulator, bn_spot: Any) -> None:
-    order = await bn_spot.create_order("BTC/USDT", "market", "sell", 0.1, None,
-                                       {"clientOrderId": "spot-1"})
+    order = await bn_spot.create_order(
+        "BTC/USDT", "market", "sell", 0.1, None, {"clientOrderId": "spot-1"}
+    )
     assert order["status"] == "closed" and order["fee"]["currency"] == "USDT"
     balance = await bn_spot.fetch_balance()
     assert balance["BTC"]["free"] == pytest.approx(1.9)
@@ -194,8 +196,9 @@ async def test_spot_orders_and_balances(binance: Emulator, bn_spot: Any) -> None
         await bn_spot.create_order("BTC/USDT", "limit", "buy", 0.01, 71000, {"postOnly": True})
     with pytest.raises(ccxt.InsufficientFunds):  # -2010 insufficient balance (message match)
         await bn_spot.create_order("BTC/USDT", "limit", "buy", 1, 60000)
-    resting = await bn_spot.create_order("BTC/USDT", "limit", "buy", 0.01, 60000,
-                                         {"clientOrderId": "spot-2"})
+    resting = await bn_spot.create_order(
+        "BTC/USDT", "limit", "buy", 0.01, 60000, {"clientOrderId": "spot-2"}
+    )
     assert binance.balances(KEY)["USDT"][1] == Decimal("600")  # locked
     canceled = await bn_spot.cancel_order(resting["id"], "BTC/USDT")
     # Binance spot echoes the *cancel request's* client id; the original is in info.
@@ -238,8 +241,7 @@ async def test_auth_failures_and_clock_skew(binance: Emulator) -> None:
             await exchange.close()
 
 
-async def test_revoked_key_after_success_looks_like_ddos(binance: Emulator,
-                                                         bn_spot: Any) -> None:
+async def test_revoked_key_after_success_looks_like_ddos(binance: Emulator, bn_spot: Any) -> None:
     await bn_spot.fetch_balance()  # a successful 'private' (spot) call ...
     binance.set_permissions(KEY, trade=False)
     with pytest.raises(ccxt.DDoSProtection):  # ... turns later -2015 into DDoSProtection
@@ -268,13 +270,13 @@ async def test_read_only_cycle_makes_no_private_writes(binance: Emulator, bn: An
 
 
 async def test_binanceusdm_and_fetch_ticker(binance: Emulator) -> None:
-    client = make_client(binance, exchange_id="binanceusdm",
-                         fetchMarkets={"types": ["linear"]})
+    client = make_client(binance, exchange_id="binanceusdm", fetchMarkets={"types": ["linear"]})
     try:
         markets = await client.load_markets()
         assert sorted(markets) == [BTC_PERP, "ETH/USDT:USDT"]
-        order = await client.create_order(BTC_PERP, "market", "sell", 0.002, None,
-                                          {"clientOrderId": "usdm-1"})
+        order = await client.create_order(
+            BTC_PERP, "market", "sell", 0.002, None, {"clientOrderId": "usdm-1"}
+        )
         assert order["status"] == "closed"
         ticker = await client.fetch_ticker(BTC_PERP)
         assert ticker["last"] == 70000 and ticker["symbol"] == BTC_PERP
@@ -289,8 +291,10 @@ async def test_binanceusdm_and_fetch_ticker(binance: Emulator) -> None:
 async def test_accounts_are_independent(binance: Emulator) -> None:
     binance.add_account("second-key", "second-secret")
     binance.set_futures_wallet("second-key", "500")
-    first, second = make_client(binance), make_client(binance, api_key="second-key",
-                                                      secret="second-secret")
+    first, second = (
+        make_client(binance),
+        make_client(binance, api_key="second-key", secret="second-secret"),
+    )
     try:
         await first.create_order(BTC_PERP, "market", "sell", 0.01, None, {"clientOrderId": "a"})
         await second.create_order(BTC_PERP, "market", "buy", 0.002, None, {"clientOrderId": "a"})

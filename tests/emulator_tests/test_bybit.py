@@ -28,12 +28,12 @@ async def test_load_markets_and_unified_balance(bybit: Emulator, by: Any) -> Non
 
 
 async def test_short_market_order_round_trip(bybit: Emulator, by: Any) -> None:
-    created = await by.create_order(BTC_PERP, "market", "sell", 0.01, None,
-                                    {"clientOrderId": "hk-short-1"})
+    created = await by.create_order(
+        BTC_PERP, "market", "sell", 0.01, None, {"clientOrderId": "hk-short-1"}
+    )
     # v5 order/create answers ids only: ccxt cannot know status or fill yet
     assert created["clientOrderId"] == "hk-short-1" and created["status"] is None
-    order = await by.fetch_order("", BTC_PERP, {"acknowledged": True,
-                                                "orderLinkId": "hk-short-1"})
+    order = await by.fetch_order("", BTC_PERP, {"acknowledged": True, "orderLinkId": "hk-short-1"})
     bid, _ = bybit.quote(BTC_PERP)
     assert order["status"] == "closed" and order["filled"] == 0.01
     assert order["average"] == float(bid)
@@ -83,8 +83,14 @@ async def test_reduce_only_duplicate_and_margin(bybit: Emulator, by: Any) -> Non
 
 async def test_post_only_is_accepted_then_cancelled(bybit: Emulator, by: Any) -> None:
     _, ask = bybit.quote(BTC_PERP)
-    await by.create_order(BTC_PERP, "limit", "buy", 0.002, float(ask) + 10,
-                          {"postOnly": True, "clientOrderId": "po-1"})
+    await by.create_order(
+        BTC_PERP,
+        "limit",
+        "buy",
+        0.002,
+        float(ask) + 10,
+        {"postOnly": True, "clientOrderId": "po-1"},
+    )
     order = await by.fetch_order("", BTC_PERP, {"acknowledged": True, "orderLinkId": "po-1"})
     assert order["status"] == "canceled" and order["filled"] == 0
     assert order["info"]["rejectReason"] == "EC_PostOnlyWillTakeLiquidity"

@@ -18,9 +18,24 @@ REPO = Path(__file__).resolve().parents[2]
 
 async def _spawn(*args: str) -> tuple[asyncio.subprocess.Process, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.emulator", "--port", "0", "--key", "K", "--secret", "S",
-        "--price", "BTC/USDT=70000", "--price", "ETH/USDT=3500", *args,
-        cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "tests.emulator",
+        "--port",
+        "0",
+        "--key",
+        "K",
+        "--secret",
+        "S",
+        "--price",
+        "BTC/USDT=70000",
+        "--price",
+        "ETH/USDT=3500",
+        *args,
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     assert process.stdout is not None
     line = (await asyncio.wait_for(process.stdout.readline(), timeout=20)).decode()
     assert line.startswith("READY "), line
@@ -33,18 +48,24 @@ async def _terminate(process: asyncio.subprocess.Process) -> int:
 
 
 def _client(dialect: str, **config: Any) -> Any:
-    client = getattr(ccxt, dialect)({
-        "apiKey": "K", "secret": "S", "enableRateLimit": False,
-        "options": {"defaultType": "swap", "fetchMarkets": {"types": ["spot", "linear"]}},
-        **config})
+    client = getattr(ccxt, dialect)(
+        {
+            "apiKey": "K",
+            "secret": "S",
+            "enableRateLimit": False,
+            "options": {"defaultType": "swap", "fetchMarkets": {"types": ["spot", "linear"]}},
+            **config,
+        }
+    )
     client.has["fetchCurrencies"] = False
     client.timeout_on_exit = 0
     return client
 
 
 async def test_cli_serves_until_sigterm() -> None:
-    process, base_url = await _spawn("--dialect", "binance", "--futures-wallet", "K=1234",
-                                     "--balance", "K:BTC=0.5")
+    process, base_url = await _spawn(
+        "--dialect", "binance", "--futures-wallet", "K=1234", "--balance", "K:BTC=0.5"
+    )
     client = _client("binance")
     try:
         assert base_url.startswith("http://127.0.0.1:")
@@ -59,8 +80,9 @@ async def test_cli_serves_until_sigterm() -> None:
 
 async def test_cli_tls_with_real_hostnames(tmp_path: Path) -> None:
     ca_path = tmp_path / "ca.pem"
-    process, base_url = await _spawn("--dialect", "bybit", "--tls", str(ca_path),
-                                     "--balance", "K:USDT=500")
+    process, base_url = await _spawn(
+        "--dialect", "bybit", "--tls", str(ca_path), "--balance", "K:USDT=500"
+    )
     port = int(base_url.rsplit(":", 1)[1])
     session = loopback_session(ca_path, {h: port for h in venue_hostnames("bybit")})
     client = _client("bybit", session=session)

@@ -26,8 +26,14 @@ D = Decimal
 
 
 def make_engine() -> Engine:
-    engine = Engine(default_markets("binance"), RULES, FeeSchedule(),
-                    lambda: int(time.time() * 1000), seed=1, spread_bps=D(2))
+    engine = Engine(
+        default_markets("binance"),
+        RULES,
+        FeeSchedule(),
+        lambda: int(time.time() * 1000),
+        seed=1,
+        spread_bps=D(2),
+    )
     engine.set_price("BTC/USDT", D(70000))
     acct = engine.add_account("k", "s")
     acct.futures_wallet = D(1000)
@@ -37,8 +43,9 @@ def make_engine() -> Engine:
 
 def perp_request(side: Side, qty: str, **kw: object) -> OrderRequest:
     engine_markets = {m.symbol: m for m in default_markets("binance")}
-    return OrderRequest(engine_markets["BTC/USDT:USDT"], side, str(kw.pop("type", "MARKET")),
-                        D(qty), **kw)  # type: ignore[arg-type]
+    return OrderRequest(
+        engine_markets["BTC/USDT:USDT"], side, str(kw.pop("type", "MARKET")), D(qty), **kw
+    )  # type: ignore[arg-type]
 
 
 def test_quote_is_on_the_tick_grid() -> None:
@@ -87,11 +94,17 @@ def test_liquidation_price_of_a_short_is_above_entry() -> None:
 def test_partial_fill_ioc_and_fok() -> None:
     engine = make_engine()
     acct = engine.accounts["k"]
-    ioc = engine.place(acct, perp_request(Side.SELL, "0.010", type="LIMIT", price=D(69000),
-                                          tif=TimeInForce.IOC), fill_fraction=D("0.3"))
+    ioc = engine.place(
+        acct,
+        perp_request(Side.SELL, "0.010", type="LIMIT", price=D(69000), tif=TimeInForce.IOC),
+        fill_fraction=D("0.3"),
+    )
     assert (ioc.status, ioc.executed_qty) == (OrderStatus.EXPIRED, D("0.003"))
-    fok = engine.place(acct, perp_request(Side.SELL, "0.010", type="LIMIT", price=D(69000),
-                                          tif=TimeInForce.FOK), fill_fraction=D("0.3"))
+    fok = engine.place(
+        acct,
+        perp_request(Side.SELL, "0.010", type="LIMIT", price=D(69000), tif=TimeInForce.FOK),
+        fill_fraction=D("0.3"),
+    )
     assert (fok.status, fok.executed_qty) == (OrderStatus.EXPIRED, D(0))
 
 

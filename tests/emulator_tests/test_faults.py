@@ -50,10 +50,15 @@ async def test_rate_limit_and_ban_bybit(bybit: Emulator, by: Any) -> None:
         await by.fetch_tickers([BTC_PERP])
 
 
-@pytest.mark.parametrize(("status", "error"), [(500, ccxt.ExchangeNotAvailable),
-                                               (502, ccxt.ExchangeNotAvailable),
-                                               (503, ccxt.ExchangeNotAvailable),
-                                               (504, ccxt.RequestTimeout)])
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (500, ccxt.ExchangeNotAvailable),
+        (502, ccxt.ExchangeNotAvailable),
+        (503, ccxt.ExchangeNotAvailable),
+        (504, ccxt.RequestTimeout),
+    ],
+)
 async def test_http_errors(binance: Emulator, bn: Any, status: int, error: type) -> None:
     await bn.load_markets()
     binance.faults.add(Fault.http_error(status), method="POST", path="/fapi/v1/order")
@@ -70,15 +75,17 @@ async def test_accept_then_timeout(emu: Emulator) -> None:
         await client.load_markets()
         emu.faults.add(Fault.accept_then_timeout(delay=30), method="POST", path=path)
         with pytest.raises(ccxt.RequestTimeout):
-            await client.create_order(BTC_PERP, "market", "sell", 0.01, None,
-                                      {"clientOrderId": "unknown-1"})
+            await client.create_order(
+                BTC_PERP, "market", "sell", 0.01, None, {"clientOrderId": "unknown-1"}
+            )
         # The order exists although the client never heard back: resolve by client id.
         assert emu.order(KEY, "unknown-1") is not None
         if dialect == "binance":
             found = await client.fetch_order("", BTC_PERP, {"clientOrderId": "unknown-1"})
         else:
-            found = await client.fetch_order("", BTC_PERP, {"acknowledged": True,
-                                                            "orderLinkId": "unknown-1"})
+            found = await client.fetch_order(
+                "", BTC_PERP, {"acknowledged": True, "orderLinkId": "unknown-1"}
+            )
         assert found["status"] == "closed" and found["filled"] == 0.01
     finally:
         await client.close()
@@ -87,8 +94,9 @@ async def test_accept_then_timeout(emu: Emulator) -> None:
 async def test_partial_fill_limit_rests_then_fills(binance: Emulator, bn: Any) -> None:
     bid, _ = binance.quote(BTC_PERP)
     binance.faults.add(Fault.partial_fill("0.4"), method="POST", path="/fapi/v1/order")
-    order = await bn.create_order(BTC_PERP, "limit", "sell", 0.010, float(bid),
-                                  {"clientOrderId": "part-1"})
+    order = await bn.create_order(
+        BTC_PERP, "limit", "sell", 0.010, float(bid), {"clientOrderId": "part-1"}
+    )
     assert order["status"] == "open" and order["filled"] == 0.004 and order["remaining"] == 0.006
     assert order["info"]["status"] == "PARTIALLY_FILLED"
     binance.set_price("BTC/USDT", 70100)  # the market moves through the rest
@@ -97,8 +105,9 @@ async def test_partial_fill_limit_rests_then_fills(binance: Emulator, bn: Any) -
     assert [f.is_maker for f in binance.fills(KEY)] == [False, True]
 
 
-async def test_partial_fill_market_expires_rest(binance: Emulator, bybit: Emulator, bn: Any,
-                                                by: Any) -> None:
+async def test_partial_fill_market_expires_rest(
+    binance: Emulator, bybit: Emulator, bn: Any, by: Any
+) -> None:
     binance.faults.add(Fault.partial_fill("0.5"), path="/fapi/v1/order")
     order = await bn.create_order(BTC_PERP, "market", "sell", 0.01)
     assert order["status"] == "expired" and order["filled"] == 0.005
@@ -146,8 +155,9 @@ async def test_backend_timeout(binance: Emulator, bybit: Emulator, bn: Any, by: 
 
 async def test_skip_and_forever(binance: Emulator, bn: Any) -> None:
     await bn.load_markets()
-    rule = binance.faults.add(Fault.http_error(502), path="/fapi/v1/ticker/bookTicker",
-                              skip=1, count=None)
+    rule = binance.faults.add(
+        Fault.http_error(502), path="/fapi/v1/ticker/bookTicker", skip=1, count=None
+    )
     await bn.fetch_bids_asks([BTC_PERP])
     for _ in range(3):
         with pytest.raises(ccxt.ExchangeNotAvailable):

@@ -51,12 +51,14 @@ async def test_binance_demo_uses_real_error_tables(binance_demo: tuple[Emulator,
     assert emu.base_url.startswith("https://127.0.0.1:")
     with pytest.raises(ccxt.InvalidOrder):  # -4116 duplicate (loopback: ExchangeError)
         for _ in range(2):
-            await client.create_order(BTC_PERP, "limit", "sell", 0.002, 75000,
-                                      {"clientOrderId": "dup"})
+            await client.create_order(
+                BTC_PERP, "limit", "sell", 0.002, 75000, {"clientOrderId": "dup"}
+            )
     _, ask = emu.quote(BTC_PERP)
     with pytest.raises(ccxt.OrderNotFillable):  # -5022 (loopback: ExchangeError)
-        await client.create_order(BTC_PERP, "limit", "buy", 0.002, float(ask) + 10,
-                                  {"postOnly": True})
+        await client.create_order(
+            BTC_PERP, "limit", "buy", 0.002, float(ask) + 10, {"postOnly": True}
+        )
     with pytest.raises(ccxt.InvalidOrder):  # -2022 (loopback: ExchangeError)
         await client.create_order(BTC_PERP, "market", "buy", 0.002, None, {"reduceOnly": True})
     emu.set_futures_wallet(KEY, "10")

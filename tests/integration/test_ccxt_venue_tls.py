@@ -58,8 +58,8 @@ async def test_the_environment_switch_reaches_the_test_hosts(
     assert set(markets) == {PERP, "BTC/USDT"}
     balances = await adapter.fetch_balances()
     assert balances["BTC"] == 1
-    info = await adapter.submit_order(OrderRequest("hktls00000000001", PERP, Side.SELL, Decimal("0.01"),
-                                                   OrderType.MARKET))  # fmt: skip
+    request = OrderRequest("hktls00000000001", PERP, Side.SELL, Decimal("0.01"), OrderType.MARKET)
+    info = await adapter.submit_order(request)
     assert info.status is OrderStatus.FILLED or info.status is OrderStatus.OPEN
     positions = await adapter.fetch_positions([PERP])
     assert positions[PERP].contracts == Decimal("-0.01")

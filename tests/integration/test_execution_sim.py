@@ -87,7 +87,7 @@ async def test_large_delta_is_sliced_under_max_order_usd(tmp_path: Path) -> None
 
 async def test_maker_rests_reprices_and_falls_back_to_market(tmp_path: Path) -> None:
     hedge = 'execution = "maker"\nreprice_after = 5\ndeadline = 30'
-    engine, journal, sim, paper, clock = build(tmp_path, hedge=hedge)
+    engine, journal, sim, _paper, clock = build(tmp_path, hedge=hedge)
     await engine.start()
     await engine.run_cycle()
     (first,) = journal.orders()

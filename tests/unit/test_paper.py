@@ -33,7 +33,7 @@ def order(cid: str, side: Side, amount: str, *, price: str | None = None, post_o
 
 
 async def test_market_sell_fills_at_bid_minus_slippage_with_fee(tmp_path: Path) -> None:
-    paper, _, journal = await make(tmp_path)
+    paper, _, _journal = await make(tmp_path)
     info = await paper.submit_order(order("a1", Side.SELL, "10"))
     bid = D(70000) * (1 - D("0.0001"))  # half of a 2 bps spread
     assert info.status is OrderStatus.FILLED and info.filled == 10
@@ -58,7 +58,7 @@ async def test_slippage_never_past_the_limit(tmp_path: Path) -> None:
 
 
 async def test_post_only_rests_then_fills_when_the_market_trades_through(tmp_path: Path) -> None:
-    paper, sim, journal = await make(tmp_path)
+    paper, sim, _journal = await make(tmp_path)
     ask = D(70000) * (1 + D("0.0001"))
     resting = await paper.submit_order(order("m1", Side.SELL, "3", price=str(ask), post_only=True))
     assert resting.status is OrderStatus.OPEN

@@ -158,5 +158,5 @@ def test_daily_summary_can_be_turned_off(contract_config: Path, tmp_path: Path) 
     text = contract_config.read_text() + '[notify]\ndaily_summary = "off"\n'
     assert load_settings(write(tmp_path, text)).notify.daily_summary is None
     text = contract_config.read_text() + '[notify]\ndaily_summary = "25:00"\n'
-    with pytest.raises(ConfigError, match="notify.daily_summary"):
+    with pytest.raises(ConfigError, match=r"notify\.daily_summary"):
         load_settings(write(tmp_path, text))
