@@ -6,7 +6,11 @@ through ccxt; ``api_host`` points every API URL at the emulator on loopback.
 
 from __future__ import annotations
 
+import asyncio
+import os
 import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -14,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import eventually
+from tests.conftest import REPO, eventually
 from tests.emulator import Emulator
 from tests.integration.daemon_proc import Daemon
 
@@ -146,3 +150,49 @@ async def test_dry_run_without_keys_uses_public_data_and_extra_holdings(
         await daemon.kill()
     assert not any(r.private for r in emu.requests), "no keys: public endpoints only"
     assert Decimal(daemon.events("order.filled")[0]["contracts"]) == Decimal("1")
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hedgekeeper", *args], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO / "daemon"), **(env or {})},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("exchange", ["mexc", "kraken"])
+def test_testnet_is_refused_where_the_exchange_has_none(tmp_path: Path, exchange: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        f'mode = "testnet"\n[accounts.ex]\nexchange = "{exchange}"\n[[hedges]]\nname = "b"\n'
+        'assets = { BTC = 1.0 }\nextra_holdings = { BTC = 1 }\ninstrument = "BTC/USDT:USDT"\n'
+        'hedge_account = "ex"\nratio = 0.5\n'
+    )
+    result = run_cli("run", "--config", str(path), "--state-dir", str(tmp_path / "s"))
+    assert result.returncode == 2, result.stderr
+    assert "accounts.ex.exchange" in result.stderr
+    assert "binance" in result.stderr and "bybit" in result.stderr  # the supported ones
+    assert "Traceback" not in result.stderr
+
+
+async def test_live_refuses_a_key_that_can_withdraw(emu: Emulator, tmp_path: Path) -> None:
+    emu.set_permissions(KEY, withdraw=True)
+    path = config(emu, "live", emu.dialect_name, tmp_path)
+    daemon = Daemon(path, tmp_path / "state", credentials(""), extra_args=("--live",))
+    await daemon.start()
+    assert daemon.proc is not None
+    code = await asyncio.wait_for(daemon.proc.wait(), 60)
+    await daemon.stop()
+    assert code == 2, daemon.log_tail()
+    assert "can withdraw" in "\n".join(daemon.raw)
+    assert emu.private_writes() == [], "refused before any order or setting"
+    # the same key is fine once the operator says so explicitly
+    path.write_text(
+        path.read_text().replace("api_host", "allow_withdraw_permission = true\napi_host")
+    )
+    allowed = Daemon(path, tmp_path / "state", credentials(""), extra_args=("--live",))
+    await allowed.start()
+    try:
+        await eventually(lambda: short(emu) == Decimal("0.5"), within=30)
+        assert await allowed.stop() == 0
+    finally:
+        await allowed.kill()
