@@ -58,6 +58,11 @@ class GroupDecision:
     rule: str | None = None  # the guard that blocked, if any
     liquidation_distance: Decimal | None = None
     margin_ratio: Decimal | None = None
+    collateral_usd: Decimal | None = None
+    #: Collateral missing for the planned short to survive the shock (USD), if any.
+    collateral_shortfall_usd: Decimal | None = None
+    #: Collateral needed to bring liquidation back to min_liquidation_distance (USD).
+    liquidation_shortfall_usd: Decimal | None = None
 
     @property
     def order(self) -> Any:
@@ -188,6 +193,13 @@ class Decider:
             plan = replace(plan, reason=f"flatten: {plan.reason}")
         decision = GroupDecision(group.name, "hold", plan.reason, plan, exposure.exposure_usd)
         self._margin_figures(decision, position, market, price, hedge)
+        if plan.intent is not None and plan.intent.side is Side.SELL and position.collateral_usd:
+            wanted = (plan.hedge_contracts + plan.pending_contracts + plan.intent.contracts) * (
+                target.contract_value_usd
+            )
+            need = wanted * (hedge.shock + hedge.maintenance_margin_rate * (1 + hedge.shock))
+            if need > position.collateral_usd:
+                decision.collateral_shortfall_usd = need - position.collateral_usd
         if plan.intent is None:
             engine.executor.group_settled(group.name)
             return decision
@@ -212,17 +224,29 @@ class Decider:
                                        engine.settings.execution.max_orders_per_minute),
         ]  # fmt: skip
         allowed, trail = guard(plan.intent, rules)
+        # The first rule that made the order smaller is the one to name when it shrinks.
+        shrunk_by = next(
+            (
+                r
+                for r in trail
+                if r.intent is not None and r.intent.contracts < plan.intent.contracts
+            ),
+            None,
+        )
         if allowed is not None:
             # A rule may have shrunk the order below a whole step: round it down again.
             size = allowed.contracts - allowed.contracts % market.amount_step
-            allowed = replace(allowed, contracts=size) if size > 0 else None
+            if size <= 0 and shrunk_by is not None:
+                decision.action, decision.rule = "blocked", shrunk_by.rule
+                decision.reason = f"{shrunk_by.rule}: {shrunk_by.reason}, less than one step"
+                return decision
+            allowed = replace(allowed, contracts=size)
         if allowed is None:
             last = trail[-1]
             decision.action, decision.rule = "blocked", last.rule
             decision.reason = f"{last.rule}: {last.reason}"
             return decision
-        if allowed != plan.intent:
-            shrunk_by = next(r for r in trail if r.intent is not None and r.intent != plan.intent)
+        if allowed != plan.intent and shrunk_by is not None:
             decision.reason = f"{plan.reason}; {shrunk_by.rule}: {shrunk_by.reason}"
             decision.plan = replace(plan, intent=allowed)
         decision.action = "order"
@@ -240,6 +264,20 @@ class Decider:
             liquidation_distance(price, liquidation) if short > 0 else None
         )
         decision.margin_ratio = position.margin_ratio
+        decision.collateral_usd = position.collateral_usd
+        distance = decision.liquidation_distance
+        if (
+            distance is not None
+            and distance < hedge.min_liquidation_distance
+            and position.collateral_usd is not None
+            and market.kind is MarketKind.LINEAR
+        ):
+            # Collateral that puts liquidation back at min_liquidation_distance above price:
+            # C = Q L (1 + m) - Q P with L = P (1 + d_min).
+            quantity = short * market.contract_size
+            target = price * (1 + hedge.min_liquidation_distance)
+            needed = quantity * target * (1 + hedge.maintenance_margin_rate) - quantity * price
+            decision.liquidation_shortfall_usd = max(needed - position.collateral_usd, _ZERO)
 
 
 def _jump_rule(intent: Any, accepted: bool, reason: str) -> Any:

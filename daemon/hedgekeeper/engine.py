@@ -15,9 +15,11 @@ groups that need it are skipped for this cycle, with the reason logged.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from hedgekeeper.decide import Decider, GroupDecision
@@ -248,6 +250,8 @@ class Engine:
                 except HaltRequired as error:
                     await self._halt_for("order", str(error))
             self._after_decision(decision, log, cycle, trade)
+            if trade:
+                await self._maybe_topup(decision, group, log)
             report.decisions.append(decision)
         report.duration_ms = (time.perf_counter() - started) * 1000
         report.ok = not snap.errors and can_trade == trade
@@ -281,6 +285,41 @@ class Engine:
             self.events.publish("alert", kind="margin", group=decision.group, reason=reason)
             if self.executor.trading_state is TradingState.ACTIVE:
                 self._set_state(TradingState.REDUCING, "margin guard", reason)
+
+    async def _maybe_topup(self, decision: GroupDecision, group: GroupSpec, log: Any) -> None:
+        """Move spot stablecoins into futures collateral when margin runs short.
+
+        Only when the hedge sets ``topup_max_usd``, within that much per 24 h, in
+        ``testnet``/``live`` (dry-run never writes), and where the venue can transfer.
+        """
+        hedge = self.settings.hedge(group.name)
+        need = max(decision.collateral_shortfall_usd or Decimal(0),
+                   decision.liquidation_shortfall_usd or Decimal(0))  # fmt: skip
+        if hedge.topup_max_usd <= 0 or need <= 0:
+            return
+        venue = self.venues[group.hedge_account]
+        transfer = getattr(venue, "transfer", None)
+        if self.settings.mode is Mode.DRY_RUN or transfer is None:
+            log.warning("margin.topup_skipped", group=group.name, need_usd=f"{need:.2f}",
+                        reason="dry-run" if transfer else "the venue cannot transfer")  # fmt: skip
+            return
+        left = hedge.topup_max_usd - self.journal.topups_since(group.name, self.clock() - 86400)
+        amount = min(need, left).quantize(Decimal("0.01"), rounding=ROUND_CEILING)
+        if amount <= 0:
+            log.error("margin.topup_exhausted", group=group.name, need_usd=f"{need:.2f}",
+                      max_usd=str(hedge.topup_max_usd))  # fmt: skip
+            reason = f"top-up allowance of {hedge.topup_max_usd} USD per 24 h used up"
+            self.events.publish("alert", kind="margin", group=group.name, reason=reason)
+            return
+        try:
+            await transfer(hedge.topup_asset, amount, "spot", "swap")
+        except VenueError as error:
+            log.error("margin.topup_failed", group=group.name, amount=str(amount), error=str(error))
+            return
+        detail = {"asset": hedge.topup_asset, "amount": str(amount), "need": f"{need:.2f}"}
+        self.journal.record_action("topup", group.name, json.dumps(detail))
+        log.warning("margin.topped_up", group=group.name, **detail)
+        self.events.publish("margin.topped_up", group=group.name, **detail)
 
     def _finish(self, report: CycleReport, snap: Snapshot, log: Any) -> None:
         assert report.cycle is not None

@@ -237,6 +237,14 @@ class Journal:
         ).fetchall()
         return [{"at": a, "action": b, "source": c, "detail": d} for a, b, c, d in rows]
 
+    def topups_since(self, group: str, since: float) -> Decimal:
+        """USD moved into futures collateral for a group since ``since`` (epoch seconds)."""
+        rows = self._db.execute(
+            "SELECT detail FROM operator_actions WHERE action = 'topup' AND source = ? AND at >= ?",
+            (group, since),
+        )
+        return sum((Decimal(json.loads(d)["amount"]) for (d,) in rows), Decimal(0))
+
     def record_action(self, action: str, source: str, detail: str) -> None:
         """Note an operator or guard action (halt, resume, flatten, …)."""
         with self.transaction() as db:

@@ -213,6 +213,11 @@ class HedgeSettings(_Strict):
     )
     leverage: Annotated[int, Field(ge=1, le=125)] | None = None
     margin_mode: Literal["cross", "isolated"] | None = None
+    topup_max_usd: NonNegativeDecimal = Field(
+        default=Decimal(0),
+        description="most moved from spot to futures collateral per 24 h to keep margin; 0: never",
+    )
+    topup_asset: AssetName = "USDT"
 
     @field_validator("assets")
     @classmethod

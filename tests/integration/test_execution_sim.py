@@ -138,7 +138,7 @@ async def test_margin_shock_shrinks_and_near_liquidation_reduces(tmp_path: Path)
     assert short(journal) == 23  # 23 x 700 = 16,100 USD <= 16,313 (the plan wanted 50)
     # collateral shrinks (a loss elsewhere): liquidation at (1500 + 16100) / (0.23 x 1.005)
     # = 76,141, 8.8 % away, closer than min_liquidation_distance (15 %)
-    sim._settings = sim._settings.model_copy(update={"collateral": D(1500)})
+    sim.set_collateral(D(1500))
     report = await engine.run_cycle()
     assert report.decisions[0].liquidation_distance is not None
     assert report.decisions[0].liquidation_distance < D("0.15")
@@ -195,3 +195,45 @@ async def test_order_rate_throttle(tmp_path: Path) -> None:
         await engine.run_cycle()
     assert len(journal.orders()) == 2
     assert engine.last_report is not None and engine.last_report.decisions[0].rule == "order_rate"
+
+
+async def test_collateral_top_up_within_its_allowance(tmp_path: Path) -> None:
+    configure_logging("warning", "json")
+    path = tmp_path / "c.toml"
+    text = BASE.format(
+        execution="max_orders_per_minute = 1000", sim="collateral = 5000",
+        hedge="topup_max_usd = 3000",
+    ).replace('mode = "dry-run"', 'mode = "testnet"').replace("BTC = 1.0 }", "BTC = 1.0, USDT = 20000 }", 1)  # fmt: skip
+    path.write_text(text)
+    settings = load_settings(path)
+    journal = Journal(tmp_path / "journal.db")
+    assert settings.accounts["demo"].sim is not None
+    sim = SimVenue("demo", settings.accounts["demo"].sim)
+    engine = Engine(settings, {"demo": sim}, journal)
+    events = engine.events.subscribe()
+    await engine.start()
+    await engine.run_cycle()
+    # the plan wanted 50 (35,000 USD); 5,000 USD carries 23; 3,000 more moved from spot
+    assert journal.topups_since("btc", 0) == 3000
+    assert (await sim.fetch_balances())["USDT"] == 17000
+    await engine.run_cycle()
+    # 8,000 USD carries 8000 / 0.3065 = 26,101 USD: 37 contracts; the allowance is spent
+    position = (await sim.fetch_positions(["BTC/USDT:USDT"]))["BTC/USDT:USDT"]
+    assert position.contracts == -37
+    assert journal.topups_since("btc", 0) == 3000
+    seen = []
+    while not events.queue.empty():
+        event = events.queue.get_nowait()
+        seen.append((event["event"], event.get("kind")))
+    assert ("margin.topped_up", None) in seen and ("alert", "margin") in seen
+    journal.close()
+
+
+async def test_dry_run_never_transfers(tmp_path: Path) -> None:
+    engine, journal, sim, _, _ = build(
+        tmp_path, sim="collateral = 5000", hedge="topup_max_usd = 3000"
+    )
+    await engine.start()
+    await engine.run_cycle()
+    assert journal.topups_since("btc", 0) == 0
+    assert sim._collateral == 5000

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from decimal import Decimal
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -415,6 +416,15 @@ class CcxtVenue:
         except VenueError as exc:
             if exc.__cause__ is None or not is_no_change(exc.__cause__, self.exchange_id):
                 raise
+
+    async def transfer(self, asset: str, amount: Decimal, source: str, destination: str) -> None:
+        """Move funds between the account's wallets (e.g. spot -> swap) with ccxt's transfer."""
+        self._client.forbid_writes(f"transfer {amount} {asset}")
+        await self._client.call(
+            Operation.SETTING,
+            "transfer",
+            lambda: self.exchange.transfer(asset, float(amount), source, destination),
+        )
 
     async def close(self) -> None:
         """Close the ccxt exchange; an injected session stays open (its owner closes it)."""

@@ -96,6 +96,7 @@ class SimVenue:
         self._balances: dict[str, Decimal] = dict(settings.balances)
         self._positions: dict[str, Decimal] = dict(settings.positions)
         self._orders: dict[str, OrderInfo] = {}
+        self._collateral = settings.collateral
         self._markets = self._build_markets()
         #: Reads that fail until cleared (test hook): "balances", "positions", "quotes".
         self.failing: set[str] = set()
@@ -172,7 +173,7 @@ class SimVenue:
 
     def _position(self, symbol: str) -> Position:
         contracts = self._positions.get(symbol, Decimal(0))
-        collateral = self._settings.collateral
+        collateral = self._collateral
         if collateral is None or contracts == 0:
             return Position(symbol, contracts, collateral_usd=collateral)
         market = self._markets[symbol]
@@ -252,6 +253,19 @@ class SimVenue:
 
     async def cancel_order(self, symbol: str, client_order_id: str) -> OrderInfo | None:
         return self._orders.get(client_order_id)
+
+    def set_collateral(self, amount: Decimal) -> None:
+        """Change the futures wallet (test hook: a loss elsewhere, a deposit)."""
+        self._collateral = amount
+
+    async def transfer(self, asset: str, amount: Decimal, source: str, destination: str) -> None:
+        """Move ``amount`` of a stablecoin from spot into the futures collateral."""
+        self._check("transfer")
+        held = self._balances.get(asset, Decimal(0))
+        if held < amount:
+            raise OrderRejectedError(f"{self.name}: {held} {asset} in spot < {amount}")
+        self._balances[asset] = held - amount
+        self._collateral = (self._collateral or Decimal(0)) + amount
 
     async def fetch_order(self, symbol: str, client_order_id: str) -> OrderInfo | None:
         return self._orders.get(client_order_id)
