@@ -100,9 +100,25 @@ class SimSettings(_Strict):
     collateral: NonNegativeDecimal | None = Field(
         default=None, description="USD collateral of the futures wallet (enables margin figures)"
     )
+    replay: dict[AssetName, Path] = Field(
+        default_factory=dict,
+        description="asset -> OHLCV CSV (timestamp_ms,open,high,low,close,volume): spot prices",
+    )
+    replay_perp: dict[AssetName, Path] = Field(
+        default_factory=dict, description="asset -> OHLCV CSV of its perpetual (mark prices)"
+    )
+    replay_start: Annotated[int, Field(ge=0)] | None = Field(
+        default=None, description="epoch milliseconds where the replay begins (default: first bar)"
+    )
 
     @model_validator(mode="after")
     def _known_assets(self) -> SimSettings:
+        for section in ("replay", "replay_perp"):
+            for asset, path in getattr(self, section).items():
+                if not path.is_file():
+                    raise ValueError(f"{section}.{asset}: no such file {str(path)!r}")
+                if asset not in self.prices:
+                    raise ValueError(f"{section}.{asset}: give {asset} a price (used until replay)")
         for section in ("contract_sizes", "inverse"):
             for asset in getattr(self, section):
                 if asset not in self.prices:

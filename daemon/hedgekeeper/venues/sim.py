@@ -8,6 +8,11 @@ whatever the poll interval. Spot markets
 for each ``contract_sizes`` entry (step 1 contract); inverse perps
 ``{ASSET}/USD:{ASSET}`` for each ``inverse`` entry.
 
+Instead of a random walk, an asset can replay real history: ``replay`` maps it to
+an OHLCV file of spot bars and ``replay_perp`` to one of its perpetual; each bar
+lasts its interval divided by ``speed`` in wall-clock time. Perps are marked at
+their own replay (so the basis to spot is real) and indexed at spot.
+
 The venue fills orders at the top of book (so tests can trade on it directly);
 in ``dry-run`` the engine wraps it in the ``paper`` venue, which never calls
 ``submit_order`` here.
@@ -15,11 +20,13 @@ in ``dry-run`` the engine wraps it in the ``paper`` venue, which never calls
 
 from __future__ import annotations
 
+import csv
 import math
 import random
 import time
 from collections.abc import Callable, Iterable
 from decimal import Decimal
+from pathlib import Path
 
 from hedgekeeper.exceptions import OrderRejectedError, RetryableReadError
 from hedgekeeper.model import (
@@ -70,6 +77,27 @@ class _PricePath:
         return Decimal(f"{self._start * math.exp(self._log_move):.8g}")
 
 
+class _Replay:
+    """Closes of real OHLCV bars, one bar per ``bar seconds / speed`` wall seconds."""
+
+    def __init__(self, path: Path, speed: Decimal, start_ms: int | None) -> None:
+        with path.open(newline="") as handle:
+            rows = [(int(r["timestamp_ms"]), Decimal(r["close"])) for r in csv.DictReader(handle)]
+        if len(rows) < 2:
+            raise ValueError(f"{path}: a replay needs at least two bars")
+        self._closes = [close for _, close in rows]
+        self._bar_seconds = (rows[1][0] - rows[0][0]) / 1000
+        self._speed = float(speed)
+        first = 0
+        if start_ms is not None:
+            first = next((i for i, (ts, _) in enumerate(rows) if ts >= start_ms), len(rows) - 1)
+        self._first = first
+
+    def at(self, elapsed_seconds: float) -> Decimal:
+        index = self._first + int(elapsed_seconds * self._speed / self._bar_seconds)
+        return self._closes[min(index, len(self._closes) - 1)]  # the last bar holds
+
+
 class SimVenue:
     """An offline venue; see the module docstring."""
 
@@ -91,6 +119,14 @@ class SimVenue:
                 price, settings.volatility, settings.speed, f"{settings.seed}:{asset}"
             )
             for asset, price in settings.prices.items()
+        }
+        self._replays = {
+            asset: _Replay(path, settings.speed, settings.replay_start)
+            for asset, path in settings.replay.items()
+        }
+        self._perp_replays = {
+            asset: _Replay(path, settings.speed, settings.replay_start)
+            for asset, path in settings.replay_perp.items()
         }
         self._overrides: dict[str, Decimal] = {}
         self._balances: dict[str, Decimal] = dict(settings.balances)
@@ -146,10 +182,18 @@ class SimVenue:
         return markets
 
     def price(self, asset: str) -> Decimal:
-        """The asset's current mid price."""
+        """The asset's current mid price (spot)."""
         if asset in self._overrides:
             return self._overrides[asset]
+        if asset in self._replays:
+            return self._replays[asset].at(self._clock() - self._started)
         return self._paths[asset].at(self._clock() - self._started)
+
+    def perp_price(self, asset: str) -> Decimal:
+        """The mark price of the asset's perpetuals: its own replay, else the spot price."""
+        if asset in self._perp_replays and asset not in self._overrides:
+            return self._perp_replays[asset].at(self._clock() - self._started)
+        return self.price(asset)
 
     async def load_markets(self, symbols: Iterable[str]) -> dict[str, MarketSpec]:
         return {s: self._markets[s] for s in symbols if s in self._markets}
@@ -195,14 +239,15 @@ class SimVenue:
             market = self._markets.get(symbol)
             if market is None:
                 continue
-            mid = self.price(market.base)
+            spot = self.price(market.base)
+            mid = spot if market.kind is MarketKind.SPOT else self.perp_price(market.base)
             quotes[symbol] = Quote(
                 symbol,
                 bid=mid * (1 - half_spread),
                 ask=mid * (1 + half_spread),
                 last=mid,
                 mark=mid if market.kind is not MarketKind.SPOT else None,
-                index=mid,
+                index=spot,
                 timestamp=now,
             )
         return quotes
