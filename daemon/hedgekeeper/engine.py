@@ -159,7 +159,9 @@ class Engine:
                 self.log.warning("keys.can_withdraw", account=name)
         for hedge in self.settings.hedges:
             setup = getattr(self.venues[hedge.hedge_account], "setup_instrument", None)
-            if setup is None or (hedge.leverage is None and hedge.margin_mode is None):
+            asks_mode = self.settings.accounts[hedge.hedge_account].position_mode is not None
+            if setup is None or (hedge.leverage is None and hedge.margin_mode is None
+                                 and not asks_mode):  # fmt: skip
                 continue
             await setup(hedge.instrument, hedge.leverage, hedge.margin_mode)
             self.log.info("instrument.prepared", group=hedge.name, symbol=hedge.instrument,

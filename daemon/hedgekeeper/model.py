@@ -110,6 +110,9 @@ class MarketSpec:
     min_amount: Decimal = Decimal(0)
     min_notional: Decimal = Decimal(0)
     price_step: Decimal | None = None
+    #: The exchange accepts reduce-only orders below ``min_notional`` (Binance USDⓈ-M
+    #: in one-way mode), so small trims need not wait.
+    reduce_only_below_min_notional: bool = False
 
     def contract_value_usd(self, price: Decimal) -> Decimal:
         """USD value of one contract at ``price``."""

@@ -161,6 +161,10 @@ class AccountSettings(_Strict):
         description="ccxt's client-side rate limiter; turn off only for a local test exchange",
     )
     allow_withdraw_permission: bool = False
+    position_mode: Literal["one-way", "hedge"] | None = Field(
+        default=None,
+        description="set the futures position mode at start; unset: detect and never change it",
+    )
 
     @model_validator(mode="after")
     def _sim_section(self) -> AccountSettings:

@@ -14,7 +14,8 @@ The rules, in order:
    never goes past the target (unless the cap forces it); a trim is reduce-only
    and never larger than the position itself.
 6. An order under the market's minimum amount or minimum notional is not sent,
-   except a reduce-only trim that closes the position to zero.
+   except a reduce-only trim that closes the position to zero, and a reduce-only
+   trim under the minimum notional where the exchange accepts those.
 """
 
 from __future__ import annotations
@@ -150,7 +151,8 @@ def plan_group(
     if not closes_position:
         if contracts < market.min_amount:
             return finish(steer, None, f"below min amount {fmt(market.min_amount)} contracts")
-        if notional < market.min_notional:
+        exempt = reduce_only and market.reduce_only_below_min_notional
+        if notional < market.min_notional and not exempt:
             return finish(steer, None, f"below min notional {fmt(market.min_notional)} USD")
 
     verb = "short" if side is Side.SELL else "buy back"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal as D
 
 import pytest
@@ -244,3 +245,17 @@ def test_outside_the_band_lands_within_one_step_under_the_target(s: dict) -> Non
             assert target.raw_contracts <= after < target.raw_contracts + step
         else:
             assert after <= target.cap_contracts
+
+
+def test_small_reduce_only_trim_where_the_exchange_exempts_it() -> None:
+    strict = linear("1", step="0.001", min_notional="100")  # Binance BTCUSDT-like
+    exempt = replace(strict, reduce_only_below_min_notional=True)
+    # short 0.501 BTC, target 0.5: a 0.001 BTC trim is 70 USD < 100 USD
+    held = plan("70000", "0.5", strict, "70000", position="-0.501", tolerance="0")
+    assert held.intent is None and held.reason == "below min notional 100 USD"
+    trimmed = plan("70000", "0.5", exempt, "70000", position="-0.501", tolerance="0")
+    assert trimmed.intent is not None and trimmed.intent.reduce_only
+    assert trimmed.intent.contracts == D("0.001")
+    # the exemption is for trims only: opening still respects the minimum
+    opening = plan("70000", "0.5", exempt, "70000", position="-0.499", tolerance="0")
+    assert opening.intent is None

@@ -63,6 +63,7 @@ def build_venue(
             options=account.options,
             timeout_ms=account.timeout_ms,
             rate_limit=account.rate_limit,
+            hedge_mode=None if account.position_mode is None else account.position_mode == "hedge",
         )
     except VenueConfigError as error:
         raise ConfigError(f"accounts.{name}.exchange: {error}") from error

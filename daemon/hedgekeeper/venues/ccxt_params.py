@@ -62,6 +62,7 @@ __all__ = [
     "market_types_option",
     "order_params",
     "profile_for",
+    "reduce_only_exempt_from_min_notional",
     "replace_api_host",
     "supported_test_exchanges",
 ]
@@ -460,3 +461,12 @@ def is_private_write(exchange_id: str, api: Any, method: str, path: str) -> bool
     if "public" in names:
         return False
     return path not in profile_for(exchange_id).read_post_paths
+
+
+def reduce_only_exempt_from_min_notional(exchange_id: str) -> bool:
+    """Whether reduce-only orders may be smaller than the minimum notional.
+
+    Binance USDⓈ-M documents that MIN_NOTIONAL does not apply to reduce-only
+    orders (one-way mode); elsewhere the minimums apply to every order.
+    """
+    return exchange_id in ("binance", "binanceusdm")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import replace
 from decimal import Decimal
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
@@ -24,6 +25,7 @@ from hedgekeeper.exceptions import (
 from hedgekeeper.model import (
     STABLECOINS,
     Balances,
+    MarketKind,
     MarketSpec,
     OrderInfo,
     OrderRequest,
@@ -131,7 +133,17 @@ class CcxtVenue:
         markets = await self._client.read("load_markets", self.exchange.load_markets)
         mode = int(self.exchange.precisionMode)
         specs = {s: norm.market_spec(markets[s], mode) for s in symbols if s in markets}
-        return {symbol: spec for symbol, spec in specs.items() if spec is not None}
+        found = {symbol: spec for symbol, spec in specs.items() if spec is not None}
+        if (
+            ccxt_params.reduce_only_exempt_from_min_notional(self.exchange_id)
+            and self.has_credentials
+        ):
+            # Binance skips MIN_NOTIONAL for reduce-only orders, but hedge mode takes no
+            # reduceOnly flag: the exemption holds in one-way mode only.
+            for symbol, spec in found.items():
+                if spec.kind is MarketKind.LINEAR and not await self._is_hedged(markets[symbol]):
+                    found[symbol] = replace(spec, reduce_only_below_min_notional=True)
+        return found
 
     async def fetch_balances(self) -> Balances:
         """Spot (or unified-account) holdings: asset -> total (free + used); zeros omitted."""
