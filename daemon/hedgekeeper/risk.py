@@ -49,6 +49,15 @@ class GuardResult:
 Rule = Callable[[OrderIntent], GuardResult]
 
 
+def _fit(intent: OrderIntent, room: Decimal, rule: str, full: str, ok: str) -> GuardResult:
+    """Block when there is no room, shrink to the room, or pass: the shape of every cap."""
+    if room <= 0:
+        return GuardResult(None, rule, full)
+    if intent.contracts > room:
+        return GuardResult(replace(intent, contracts=room), rule, f"shrunk to {room} ({ok})")
+    return GuardResult(intent, rule, ok)
+
+
 def check_trading_state(intent: OrderIntent, state: TradingState) -> GuardResult:
     """``HALTED`` sends nothing; ``REDUCING`` sends only reduce-only trims."""
     if state is TradingState.HALTED:
@@ -66,13 +75,8 @@ def check_cap(intent: OrderIntent, plan: Plan) -> GuardResult:
     if intent.side is Side.BUY:
         return GuardResult(intent, "cap", "a trim lowers the hedge")
     room = plan.target.cap_contracts - (plan.hedge_contracts + plan.pending_contracts)
-    if room <= 0:
-        return GuardResult(None, "cap", f"hedge already at cap {plan.target.cap_contracts}")
-    if intent.contracts > room:
-        return GuardResult(
-            replace(intent, contracts=room), "cap", f"shrunk to {room} to stay under the cap"
-        )
-    return GuardResult(intent, "cap", "under the cap")
+    full = f"hedge already at cap {plan.target.cap_contracts}"
+    return _fit(intent, room, "cap", full, "under the cap")
 
 
 def check_data_age(
@@ -94,13 +98,8 @@ def check_max_position(
     if max_contracts is None or intent.side is Side.BUY:
         return GuardResult(intent, "max_position", "no limit" if max_contracts is None else "trim")
     room = max_contracts - (plan.hedge_contracts + plan.pending_contracts)
-    if room <= 0:
-        return GuardResult(None, "max_position", f"short already at max_position {max_contracts}")
-    if intent.contracts > room:
-        return GuardResult(
-            replace(intent, contracts=room), "max_position", f"shrunk to {room} (max_position)"
-        )
-    return GuardResult(intent, "max_position", "under max_position")
+    full = f"short already at max_position {max_contracts}"
+    return _fit(intent, room, "max_position", full, "under max_position")
 
 
 def check_runaway(
@@ -119,19 +118,11 @@ def check_runaway(
     if intent.side is Side.BUY:
         return GuardResult(intent, "runaway", "a trim adds no hedge")
     limit = multiple * max(exposure_usd, Decimal(0)) / contract_value_usd
-    room = limit - added_in_window
-    if room <= 0:
-        return GuardResult(
-            None,
-            "runaway",
-            f"added {added_in_window} contracts in {window_seconds:.0f}s, limit {limit:.4f} "
-            f"({multiple} x exposure)",
-        )
-    if intent.contracts > room:
-        return GuardResult(
-            replace(intent, contracts=room), "runaway", f"shrunk to {room} (runaway)"
-        )
-    return GuardResult(intent, "runaway", "within runaway limit")
+    full = (
+        f"added {added_in_window} contracts in {window_seconds:.0f}s, limit {limit:.4f} "
+        f"({multiple} x exposure)"
+    )
+    return _fit(intent, limit - added_in_window, "runaway", full, "within runaway limit")
 
 
 def check_basis(
@@ -207,20 +198,8 @@ def check_margin(
     cv = plan.target.contract_value_usd
     limit = max_short_notional(collateral_usd, shock, maintenance_rate) / cv
     room = limit - (plan.hedge_contracts + plan.pending_contracts)
-    if room <= 0:
-        return GuardResult(
-            None,
-            "margin",
-            f"collateral {collateral_usd:.2f} USD cannot carry more short through a "
-            f"{shock:.0%} rise",
-        )
-    if intent.contracts > room:
-        return GuardResult(
-            replace(intent, contracts=room),
-            "margin",
-            f"shrunk to {room:.4f} for a {shock:.0%} rise",
-        )
-    return GuardResult(intent, "margin", f"survives a {shock:.0%} rise")
+    full = f"collateral {collateral_usd:.2f} USD cannot carry more short through a {shock:.0%} rise"
+    return _fit(intent, room, "margin", full, f"survives a {shock:.0%} rise")
 
 
 def liquidation_distance(
