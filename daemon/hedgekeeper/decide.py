@@ -116,7 +116,7 @@ class Decider:
 
     def __init__(self, engine: Any) -> None:
         self.engine = engine
-        self.jumps: dict[str, JumpState] = {}
+        self.jumps: dict[tuple[str, str], JumpState] = {}  # (group, symbol or asset)
 
     def _prices(self, group: GroupSpec, snap: Snapshot) -> dict[str, Decimal | None]:
         prices: dict[str, Decimal | None] = {}
@@ -164,7 +164,8 @@ class Decider:
             return GroupDecision(group.name, "skipped", f"open orders of {account} missing")
         try:
             balances = {a: snap.balances.get(a) for a in group.spot_accounts}
-            exposure = assess(group, balances, self._prices(group, snap))
+            prices = self._prices(group, snap)
+            exposure = assess(group, balances, prices)
         except MissingDataError as error:
             return GroupDecision(group.name, "skipped", str(error))
         skipped = GroupDecision(group.name, "skipped", "", exposure_usd=exposure.exposure_usd)
@@ -180,9 +181,17 @@ class Decider:
         if group.name in in_flux:
             skipped.reason = "an order resolved since the snapshot: waiting for a fresh read"
             return skipped
-        accepted, self.jumps[group.name], jump_reason = track_jump(
-            self.jumps.get(group.name, JumpState()), price, hedge.max_jump
-        )
+        # Every price the decision rests on is watched: the instrument's and each held
+        # asset's (a spike in a proxy-hedged asset moves the exposure, hence the target).
+        watched = {group.instrument: price}
+        watched.update({a: p for a, p in prices.items() if p is not None and a not in STABLECOINS})
+        accepted, jump_reason = True, "no jump"
+        for name, value in watched.items():
+            ok, self.jumps[(group.name, name)], why = track_jump(
+                self.jumps.get((group.name, name), JumpState()), value, hedge.max_jump
+            )
+            if not ok and accepted:
+                accepted, jump_reason = False, f"{name}: {why}"
         position = positions[group.instrument]
         market: MarketSpec = engine.markets[account][group.instrument]
         ratio = _ZERO if engine.flattening else group.ratio
@@ -201,7 +210,11 @@ class Decider:
             if need > position.collateral_usd:
                 decision.collateral_shortfall_usd = need - position.collateral_usd
         if plan.intent is None:
-            engine.executor.group_settled(group.name)
+            # Inside the band *without* working orders: the next maker attempt starts a
+            # fresh deadline. A resting maker order keeps the group inside its band too,
+            # and must not keep restarting the deadline it is racing.
+            if not engine.executor.unresolved(group.name):
+                engine.executor.group_settled(group.name)
             return decision
         age = max(0.0, snap.taken_at - quote.timestamp) if quote.timestamp else 0.0
         state: TradingState = engine.executor.trading_state

@@ -41,7 +41,13 @@ class JournalError(HedgekeeperError):
 
 
 class VenueError(HedgekeeperError):
-    """Base of errors that come from talking to a venue."""
+    """Base of errors that come from talking to a venue.
+
+    ``retry_after`` (seconds) is set when the venue said how long to stay away
+    (HTTP 429/418 ``Retry-After``): nothing is sent to it before then.
+    """
+
+    retry_after: float | None = None
 
 
 class RetryableReadError(VenueError):

@@ -153,7 +153,11 @@ class Executor:
     # -- resolving what we do not know ------------------------------------------------------
 
     async def _look_up(self, order: JournaledOrder, log: Any) -> bool:
-        """Resolve one order by client id; True when its state changed."""
+        """Resolve one order by client id; True when its state changed or is not known.
+
+        A failed look-up also returns True: the order may have filled unseen, so the
+        group's position and its pending orders may disagree until it is resolved.
+        """
         cid = order.request.client_order_id
         venue = self.venues[order.account]
         try:
@@ -161,16 +165,21 @@ class Executor:
         except VenueError as error:
             log.warning("order.lookup_failed", group=order.group, client_order_id=cid,
                         error=str(error))  # fmt: skip
-            return False
+            return True
         if info is not None:
             before = (order.status, order.filled)
             after = self._apply(order, info, log)
             return (after.status, after.filled) != before
         misses = self._misses.get(cid, 0) + 1
         self._misses[cid] = misses
-        if misses < self.settings.execution.lookup_attempts:
+        age = self.clock() - order.created_at
+        settle = self.settings.execution.unknown_settle_seconds
+        if misses < self.settings.execution.lookup_attempts or age < settle:
+            # Not found *yet*: a request still in flight can land until the venue's
+            # receive window has passed, so it stays pending (never resent).
             log.warning("order.not_found", group=order.group, client_order_id=cid,
-                        attempt=misses, of=self.settings.execution.lookup_attempts)  # fmt: skip
+                        attempt=misses, of=self.settings.execution.lookup_attempts,
+                        age_s=round(age, 1), settle_s=settle)  # fmt: skip
             return False
         # Bounded: after this many look-ups the venue has had ample time to show it.
         self._misses.pop(cid, None)

@@ -284,6 +284,11 @@ class ExecutionSettings(_Strict):
         default=5,
         description="not-found look-ups before an unacknowledged order counts as never placed",
     )
+    unknown_settle_seconds: Annotated[float, Field(ge=0)] = Field(
+        default=60.0,
+        description="and at least this long after it was sent: longer than any venue's receive "
+        "window (Binance at most 60 s), so a request in flight can no longer land",
+    )
 
 
 class PaperSettings(_Strict):

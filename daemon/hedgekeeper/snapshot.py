@@ -101,6 +101,7 @@ class SnapshotReader:
         self.log = log
         self.retry_budget = retry_budget
         self.events = events
+        self._stay_away: dict[str, float] = {}  # account -> no request before (epoch s)
         self.breakers = {
             name: CircuitBreaker(
                 settings.circuit_breaker_failures, settings.circuit_breaker_cooldown
@@ -120,6 +121,15 @@ class SnapshotReader:
                 errors[what] = f"AuthError: {error}"
                 return None
             except RetryableReadError as error:
+                if error.retry_after is not None:
+                    # The venue said how long to stay away (429/418): no retry now, and the
+                    # account's breaker holds every read until then (read()).
+                    errors[what] = f"RetryableReadError: {error}"
+                    account = what.partition(":")[2]
+                    self._stay_away[account] = max(
+                        self._stay_away.get(account, 0.0), self.clock() + error.retry_after
+                    )
+                    return None
                 delay = 0.25 * 2**attempt * random.uniform(0.5, 1.5)  # jitter spreads retries
                 if attempt >= self.settings.read_retries or time.monotonic() + delay > deadline:
                     errors[what] = f"RetryableReadError: {error}"
@@ -200,6 +210,14 @@ class SnapshotReader:
             if name in open_circuits:
                 continue
             failed = any(key.endswith(f":{name}") for key in errors)
+            until = self._stay_away.pop(name, None)
+            if until is not None and until > self.breakers[name].open_until:
+                self.breakers[name].open_until = until
+                open_circuits[name] = until
+                if self.log is not None:
+                    self.log.warning("venue.retry_after", account=name,
+                                     seconds=round(until - taken_at, 1))  # fmt: skip
+                continue
             if self.breakers[name].record(not failed, taken_at):
                 open_circuits[name] = self.breakers[name].open_until
                 if self.log is not None:

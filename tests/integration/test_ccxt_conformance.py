@@ -894,7 +894,9 @@ async def test_positions_are_signed_contracts_and_absent_means_flat(
     assert positions["BTC/USDT:USDT"].liquidation_price == Decimal("64846.78939917")
     # The same figures ccxt's own response test expects from this reply.
     assert positions["BTC/USDT:USDT"].margin_ratio == Decimal("0.0946")
-    assert positions["BTC/USDT:USDT"].collateral_usd == Decimal("25.72647982")
+    # A cross-margin position: ccxt's collateral (25.73 USD, its own margin) is not what
+    # backs it — the wallet is — so it is not reported as the position's collateral.
+    assert positions["BTC/USDT:USDT"].collateral_usd is None
     assert positions["BTC/USDT:USDT"].maintenance_margin_usd == Decimal("2.4329592")
     assert positions["BTC/USD:BTC"].collateral_usd is None  # inverse: margin is in BTC
     assert positions["ETH/USDT:USDT"].contracts == 0

@@ -82,12 +82,12 @@ def test_loopback_quirk_binance_margin_error_is_generic_in_ccxt_but_rejected_her
 WRITE_CASES = [
     # (what, exception, exchange, expected for create/cancel)
     (
-        "binance 429",
+        "binance 429",  # refused before processing (Binance: only 5xx is "unknown")
         lambda: ccxt_error(
             "binanceusdm", 429, '{"code":-1003,"msg":"Too many"}', f"{LOOPBACK}/fapi/v1/order"
         ),
         "binanceusdm",
-        UnknownOutcomeError,
+        OrderRejectedError,
     ),
     (
         "binance 503 html",
@@ -161,7 +161,7 @@ WRITE_CASES = [
         "bybit 10006 rate limit",
         lambda: bybit(10006, "Too many visits!", status=403),
         "bybit",
-        UnknownOutcomeError,
+        OrderRejectedError,
     ),
     (
         "bybit 110007 balance",
@@ -314,11 +314,13 @@ def test_already_set(make: Any, exchange_id: str) -> None:
     assert classify(exc, exchange_id) is ErrorKind.NO_CHANGE
 
 
-def test_ccxt_transient_class_wins_over_a_code_that_says_otherwise() -> None:
+def test_ccxt_throttle_class_wins_over_a_code_that_says_otherwise() -> None:
     # ccxt turns -2015 into DDoSProtection once a key has worked (a Binance hiccup).
     exc = ccxt.DDoSProtection('binance {"code":-2015,"msg":"Invalid API-key"}')
 
-    assert classify(exc, "binance") is ErrorKind.TRANSIENT
+    assert classify(exc, "binance") is ErrorKind.THROTTLED
+    assert classify(ccxt.RateLimitExceeded("bybit 10006"), "bybit") is ErrorKind.THROTTLED
+    assert classify(ccxt.RequestTimeout("binance timeout"), "binance") is ErrorKind.TRANSIENT
 
 
 @pytest.mark.parametrize(

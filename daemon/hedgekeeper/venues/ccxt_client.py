@@ -143,7 +143,10 @@ class CcxtClient:
         except HedgekeeperError:
             raise
         except self.errors.BaseError as exc:
-            raise self.translate(exc, operation, action) from exc
+            translated = self.translate(exc, operation, action)
+            if isinstance(exc, self.errors.DDoSProtection | self.errors.RateLimitExceeded):
+                translated.retry_after = self._retry_after()
+            raise translated from exc
         except PARSE_ERRORS as exc:  # ccxt could not parse a reply: the request was sent
             bad = self.errors.BadResponse(f"{type(exc).__name__}: {exc}")
             raise self.translate(bad, operation, action) from exc
@@ -151,6 +154,17 @@ class CcxtClient:
     def read(self, action: str, call: Callable[[], Awaitable[T]]) -> Awaitable[T]:
         """:meth:`call` for a read."""
         return self.call(Operation.READ, action, call)
+
+    def _retry_after(self) -> float | None:
+        """Seconds from the last reply's ``Retry-After`` header, if it had one."""
+        headers = getattr(self.exchange, "last_response_headers", None) or {}
+        for name, value in headers.items():
+            if str(name).lower() == "retry-after":
+                try:
+                    return max(0.0, float(value))
+                except (TypeError, ValueError):
+                    return None
+        return None
 
     def translate(self, exc: BaseException, operation: Operation, action: str) -> VenueError:
         """The hedgekeeper exception for a ccxt one (credentials redacted)."""

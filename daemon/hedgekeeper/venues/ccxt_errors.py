@@ -6,9 +6,12 @@ happened to the request, not what ccxt thought of it:
 =================================  ============  =============  ==============
 what happened (ccxt class, code)   read          create/cancel  setting
 =================================  ============  =============  ==============
-network, timeout, 5xx, 429/418,    Retryable     UnknownOutcome UnknownOutcome
+network, timeout, 5xx,             Retryable     UnknownOutcome UnknownOutcome
 maintenance, unparsable reply
 (``OperationFailed`` and below)
+rate limit, IP ban (429/418,       Retryable     OrderRejected  UnknownOutcome
+``DDoSProtection``): refused
+before processing
 clock skew (``InvalidNonce``)      Retryable     OrderRejected  UnknownOutcome
 auth, permission, suspended        AuthError     AuthError      AuthError
 bad symbol, not supported,         VenueConfig   VenueConfig    VenueConfig
@@ -99,7 +102,8 @@ class Operation(enum.StrEnum):
 class ErrorKind(enum.Enum):
     """What a failure means, independent of the operation."""
 
-    TRANSIENT = "transient"  # network, 5xx, rate limit, maintenance: may have reached the venue
+    TRANSIENT = "transient"  # network, 5xx, maintenance: may have reached the venue
+    THROTTLED = "throttled"  # 429 / 418 rate limit or ban: refused before processing
     CLOCK = "clock"  # timestamp outside the receive window: refused before processing
     AUTH = "auth"
     CONFIG = "config"  # unknown symbol, unsupported call or parameter
@@ -251,6 +255,10 @@ def classify(exc: BaseException, exchange_id: str) -> ErrorKind:
     # MarginModeAlreadySet a NoChange and an OperationRejected, …).
     ordered: tuple[tuple[Any, ErrorKind], ...] = (
         (errors.InvalidNonce, ErrorKind.CLOCK),
+        # Rate limits and bans (HTTP 429/418) are refused before the matching engine
+        # sees the request; only 5xx leaves its fate unknown (Binance's API docs).
+        (errors.DDoSProtection, ErrorKind.THROTTLED),
+        (errors.RateLimitExceeded, ErrorKind.THROTTLED),  # not a DDoSProtection in ccxt 4.5
         (errors.OperationFailed, ErrorKind.TRANSIENT),
         (errors.AuthenticationError, ErrorKind.AUTH),
         (errors.OrderNotFound, ErrorKind.NOT_FOUND),
@@ -297,6 +305,7 @@ _ORDER: Mapping[ErrorKind, type[VenueError]] = {
 }
 _SETTING: Mapping[ErrorKind, type[VenueError]] = {
     ErrorKind.TRANSIENT: UnknownOutcomeError,
+    ErrorKind.THROTTLED: UnknownOutcomeError,
     ErrorKind.CLOCK: UnknownOutcomeError,
     ErrorKind.AUTH: AuthError,
 }

@@ -35,6 +35,7 @@ __all__ = [
     "binance_key_permissions",
     "bybit_hedged",
     "bybit_key_permissions",
+    "check_balance_reply",
     "check_positions_reply",
     "fee_usd",
     "market_spec",
@@ -138,6 +139,26 @@ def signed_contracts(position: Mapping[str, Any]) -> Decimal:
     raise ValueError(f"position of {contracts} contracts without a side")
 
 
+def check_balance_reply(exchange_id: str, reply: Any) -> None:
+    """Raise ``ValueError`` unless the raw HTTP reply really lists balances.
+
+    ccxt turns a reply without its balances list (or one it could not parse) into
+    an empty balance, which would read as "nothing held" and trim the whole hedge.
+    """
+    if exchange_id.startswith("binance"):
+        entries = reply.get("balances", reply.get("assets")) if isinstance(reply, dict) else reply
+    elif exchange_id == "bybit":
+        entries = (reply or {}).get("result", {}).get("list") if isinstance(reply, dict) else None
+    elif exchange_id == "okx":
+        entries = (reply or {}).get("data") if isinstance(reply, dict) else None
+    else:
+        if not isinstance(reply, dict | list):
+            raise ValueError(f"balance reply is {type(reply).__name__}")
+        return
+    if not isinstance(entries, list):
+        raise ValueError(f"balance reply has no balances list: {str(reply)[:200]}")
+
+
 def check_positions_reply(exchange_id: str, reply: Any) -> None:
     """Raise ``ValueError`` unless the raw HTTP reply really is a positions list.
 
@@ -192,13 +213,19 @@ def positions(
         main: Mapping[str, Any] = max(signed, key=lambda item: abs(item[0]), default=(0, {}))[1]
         held = total != 0
         in_usd = held and symbol in usd_margined
+        # ccxt's "collateral" is the margin posted for this position. Only in isolated
+        # mode is that all that backs it; in cross (or unified) mode the whole wallet
+        # does, and the position's own margin would make the shock check refuse every
+        # addition. There the shock check has no figure and the exchange's liquidation
+        # price (still reported) drives the liquidation-distance guard.
+        isolated = str(main.get("marginMode") or "").lower() == "isolated"
         result[symbol] = Position(
             symbol=symbol,
             contracts=total,
             entry_price=_dec(main.get("entryPrice")) if held else None,
             liquidation_price=_dec(main.get("liquidationPrice")) if held else None,
             margin_ratio=_dec(main.get("marginRatio")) if held else None,
-            collateral_usd=_dec(main.get("collateral")) if in_usd else None,
+            collateral_usd=_dec(main.get("collateral")) if in_usd and isolated else None,
             maintenance_margin_usd=_dec(main.get("maintenanceMargin")) if in_usd else None,
         )
     return result

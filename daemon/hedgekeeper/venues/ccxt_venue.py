@@ -148,9 +148,13 @@ class CcxtVenue:
     async def fetch_balances(self) -> Balances:
         """Spot (or unified-account) holdings: asset -> total (free + used); zeros omitted."""
         params = ccxt_params.balance_params(self.exchange_id, self._client.market_types)
-        balance = await self._client.read(
-            "fetch_balance", lambda: self.exchange.fetch_balance(params)
-        )
+        with self._client.collect_replies() as replies:
+            balance = await self._client.read(
+                "fetch_balance", lambda: self.exchange.fetch_balance(params)
+            )
+        # ccxt reads a reply without its balances list as "nothing held": check first.
+        last = replies[-1] if replies else None
+        self._client.parse("fetch_balance", norm.check_balance_reply, self.exchange_id, last)
         return self._client.parse("fetch_balance", norm.balances, balance)
 
     async def fetch_positions(self, symbols: Iterable[str]) -> dict[str, Position]:
