@@ -71,7 +71,9 @@ async def test_market_style_sends_capped_ioc_limits(tmp_path: Path) -> None:
     (order,) = journal.orders()
     bid = D(70000) * (1 - D("0.0001"))
     assert order.request.order_type is OrderType.LIMIT
-    assert order.request.price == bid * (1 - D("0.003"))
+    # the cap is a limit, never exceeded: rounded to the 0.01 tick on the passive side
+    assert order.request.price == D("69783.03")
+    assert bid * (1 - D("0.003")) <= order.request.price < bid * (1 - D("0.003")) + D("0.01")
     assert order.status is OrderStatus.FILLED and short(journal) == 50
 
 

@@ -173,11 +173,20 @@ class SimVenue:
                 amount_step=Decimal(1),
                 min_amount=Decimal(1),
                 min_notional=self._settings.min_notional,
+                price_step=Decimal("0.01"),
             )
         for asset, usd in self._settings.inverse.items():
             symbol = f"{asset}/USD:{asset}"
             markets[symbol] = MarketSpec(
-                symbol, MarketKind.INVERSE, asset, "USD", asset, usd, Decimal(1), Decimal(1)
+                symbol,
+                MarketKind.INVERSE,
+                asset,
+                "USD",
+                asset,
+                usd,
+                Decimal(1),
+                Decimal(1),
+                price_step=Decimal("0.01"),
             )
         return markets
 
