@@ -161,6 +161,8 @@ async def test_kill_switch_signals_halt_and_flatten(contract_config: Path, tmp_p
         try:
             row = db.execute("SELECT value FROM kv WHERE key = 'trading_state'").fetchone()
             return None if row is None else row[0]
+        except sqlite3.OperationalError:  # the file exists a moment before its schema
+            return None
         finally:
             db.close()
 
@@ -171,6 +173,8 @@ async def test_kill_switch_signals_halt_and_flatten(contract_config: Path, tmp_p
         try:
             row = db.execute("SELECT contracts FROM paper_positions").fetchone()
             return None if row is None else Decimal(row[0])
+        except sqlite3.OperationalError:
+            return None
         finally:
             db.close()
 
