@@ -28,7 +28,7 @@ from hedgekeeper.model import OrderInfo, OrderRequest, OrderStatus, OrderType, S
 
 __all__ = ["SCHEMA_VERSION", "Journal", "JournaledOrder"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -76,6 +76,13 @@ CREATE TABLE positions_seen (
     account TEXT NOT NULL, symbol TEXT NOT NULL, contracts TEXT NOT NULL, at REAL NOT NULL,
     PRIMARY KEY (account, symbol)
 );
+""",
+    # The order-rate and runaway guards ask these for every intent: index them.
+    2: """
+CREATE INDEX orders_account_created ON orders (account, created_at);
+CREATE INDEX orders_group ON orders (group_name, seq);
+CREATE INDEX fills_order ON fills (client_order_id, at);
+CREATE INDEX actions_kind ON operator_actions (action, source, at);
 """,
 }
 
@@ -508,6 +515,13 @@ class Journal:
         )
         return {symbol: Decimal(contracts) for symbol, contracts in rows}
 
+    def _paper_position(self, db: sqlite3.Connection, account: str, symbol: str) -> Decimal:
+        row = db.execute(
+            "SELECT contracts FROM paper_positions WHERE account = ? AND symbol = ?",
+            (account, symbol),
+        ).fetchone()
+        return Decimal(0) if row is None else Decimal(row[0])
+
     def paper_order(self, account: str, client_order_id: str) -> OrderInfo | None:
         """A paper order's final state, or ``None`` if the paper venue never saw it."""
         row = self._db.execute(
@@ -571,9 +585,7 @@ class Journal:
                     account,
                     info.symbol,
                     str(position_delta),
-                    str(
-                        self.paper_positions(account).get(info.symbol, Decimal(0)) + position_delta
-                    ),
+                    str(self._paper_position(db, account, info.symbol) + position_delta),
                 ),
             )
             verb = "INSERT OR REPLACE" if replace_existing else "INSERT"

@@ -276,7 +276,7 @@ class ExecutionSettings(_Strict):
     )
     cancel_on_exit: bool = True
     flatten_on_exit: bool = False
-    max_orders_per_minute: Annotated[int, Field(ge=1, le=1000)] = 20
+    max_orders_per_minute: Annotated[int, Field(ge=1, le=100_000)] = 20
     read_retries: Annotated[int, Field(ge=0, le=10)] = 2
     circuit_breaker_failures: Annotated[int, Field(ge=1)] = 5
     circuit_breaker_cooldown: Annotated[float, Field(gt=0)] = 60.0
@@ -470,9 +470,16 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
         return tuple(sources)
 
+    def model_post_init(self, context: Any, /) -> None:
+        """Index the hedges by name once: the engine looks them up for every group."""
+        object.__setattr__(self, "_hedges_by_name", {h.name: h for h in self.hedges})
+
     def hedge(self, name: str) -> HedgeSettings:
         """The settings of one hedge group by name."""
-        return next(h for h in self.hedges if h.name == name)
+        by_name: dict[str, HedgeSettings] = self.__dict__.get("_hedges_by_name") or {
+            h.name: h for h in self.hedges
+        }
+        return by_name[name]
 
     def group_specs(self) -> list[GroupSpec]:
         """The core's view of every hedge group."""

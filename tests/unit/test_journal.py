@@ -41,7 +41,10 @@ def test_schema_1_is_upgraded_in_place(tmp_path: Path) -> None:
     assert journal.trading_state() is TradingState.HALTED, "data survives the upgrade"
     assert journal.positions_seen() == {}
     journal.close()
-    assert sqlite3.connect(tmp_path / "j.db").execute("PRAGMA user_version").fetchone()[0] == 2
+    db = sqlite3.connect(tmp_path / "j.db")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert "orders_account_created" in indexes
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
