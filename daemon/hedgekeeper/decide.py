@@ -50,11 +50,12 @@ class GroupDecision:
     """What the engine decided for one group in one cycle."""
 
     group: str
-    action: str  # hold | order | planned | blocked | skipped
+    action: str  # hold | order | planned | blocked | skipped | cancel
     reason: str
     plan: Plan | None = None
     exposure_usd: Decimal | None = None
     orders: list[Any] | None = None
+    cancel: list[Any] | None = None  # working orders to cancel before turning around
     rule: str | None = None  # the guard that blocked, if any
     liquidation_distance: Decimal | None = None
     margin_ratio: Decimal | None = None
@@ -215,6 +216,20 @@ class Decider:
             # and must not keep restarting the deadline it is racing.
             if not engine.executor.unresolved(group.name):
                 engine.executor.group_settled(group.name)
+            return decision
+        opposite = [
+            o
+            for o in engine.executor.unresolved(group.name)
+            if o.request.side is not plan.intent.side
+        ]
+        if opposite:
+            # Turning around with an order still working the other way: cancel it first
+            # and decide again on the next snapshot, rather than trade against ourselves.
+            decision.action, decision.cancel = "cancel", opposite
+            ids = ", ".join(o.request.client_order_id for o in opposite)
+            decision.reason = (
+                f"{plan.reason}: first cancel the working {opposite[0].request.side} ({ids})"
+            )
             return decision
         age = max(0.0, snap.taken_at - quote.timestamp) if quote.timestamp else 0.0
         state: TradingState = engine.executor.trading_state

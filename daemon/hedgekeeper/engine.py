@@ -243,6 +243,9 @@ class Engine:
                 decision.action = "planned" if not trade else "blocked"
                 if trade:
                     decision.reason = "start-up reconciliation has not completed"
+            if decision.action == "cancel" and decision.cancel and can_trade:
+                for order in decision.cancel:
+                    await self.executor.cancel(order, log, "turning around")
             if decision.action == "order" and decision.plan and decision.plan.intent:
                 quote = (snap.quotes.get(group.hedge_account) or {}).get(group.instrument)
                 try:

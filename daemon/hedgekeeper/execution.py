@@ -446,6 +446,13 @@ class Executor:
         log.info("order.cancelled", group=order.group, client_order_id=cid, why=why)
         return True
 
+    async def cancel(self, order: JournaledOrder, log: Any, why: str) -> bool:
+        """Cancel one of our orders (its outcome is recorded; unknown stays pending)."""
+        current = self._unresolved.get(order.request.client_order_id)
+        if current is None:
+            return False  # resolved meanwhile
+        return await self._cancel(current, log, why)
+
     async def cancel_working(self, log: Any) -> int:
         """Cancel every order of ours that may be working; returns how many were asked."""
         asked = 0

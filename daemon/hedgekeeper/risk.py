@@ -49,6 +49,15 @@ class GuardResult:
 Rule = Callable[[OrderIntent], GuardResult]
 
 
+def _committed(plan: Plan) -> Decimal:
+    """The short we are committed to: position plus working sells.
+
+    Working buys are *not* netted: a resting trim may never fill, and a cap that
+    counted on it would let the short exceed the cap when it does not.
+    """
+    return plan.hedge_contracts + max(plan.pending_contracts, Decimal(0))
+
+
 def _fit(intent: OrderIntent, room: Decimal, rule: str, full: str, ok: str) -> GuardResult:
     """Block when there is no room, shrink to the room, or pass: the shape of every cap."""
     if room <= 0:
@@ -74,7 +83,7 @@ def check_cap(intent: OrderIntent, plan: Plan) -> GuardResult:
     """
     if intent.side is Side.BUY:
         return GuardResult(intent, "cap", "a trim lowers the hedge")
-    room = plan.target.cap_contracts - (plan.hedge_contracts + plan.pending_contracts)
+    room = plan.target.cap_contracts - _committed(plan)
     full = f"hedge already at cap {plan.target.cap_contracts}"
     return _fit(intent, room, "cap", full, "under the cap")
 
@@ -97,7 +106,7 @@ def check_max_position(
     """The short may never exceed ``max_position_contracts`` (shrink to fit)."""
     if max_contracts is None or intent.side is Side.BUY:
         return GuardResult(intent, "max_position", "no limit" if max_contracts is None else "trim")
-    room = max_contracts - (plan.hedge_contracts + plan.pending_contracts)
+    room = max_contracts - _committed(plan)
     full = f"short already at max_position {max_contracts}"
     return _fit(intent, room, "max_position", full, "under max_position")
 
@@ -197,7 +206,7 @@ def check_margin(
         return GuardResult(intent, "margin", "no collateral data: shock check skipped")
     cv = plan.target.contract_value_usd
     limit = max_short_notional(collateral_usd, shock, maintenance_rate) / cv
-    room = limit - (plan.hedge_contracts + plan.pending_contracts)
+    room = limit - _committed(plan)
     full = f"collateral {collateral_usd:.2f} USD cannot carry more short through a {shock:.0%} rise"
     return _fit(intent, room, "margin", full, f"survives a {shock:.0%} rise")
 
