@@ -9,6 +9,7 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from pathlib import Path
 
 from websockets.asyncio.client import connect
@@ -132,7 +133,8 @@ async def test_status_matches_the_journal(tmp_path: Path) -> None:
     configure_logging("warning", "json", stream=io.StringIO())
     async with serving(tmp_path, sim_config()) as (engine, sim, _server, base):
         await engine.run_cycle()  # opens both hedges
-        sim.set_price("SOL", sim.price("SOL") * 2)  # the proxy group now needs more hedge
+        # the proxy group now needs more hedge (a move under max_jump, so no confirmation wait)
+        sim.set_price("SOL", sim.price("SOL") * Decimal("1.12"))
         await engine.run_cycle()
         status, document = await aget(base + "/status")
         assert status == 200
