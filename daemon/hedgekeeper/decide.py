@@ -23,6 +23,7 @@ from hedgekeeper.model import (
     TradingState,
 )
 from hedgekeeper.risk import (
+    GuardResult,
     JumpState,
     check_basis,
     check_cap,
@@ -36,7 +37,7 @@ from hedgekeeper.risk import (
     liquidation_distance,
     track_jump,
 )
-from hedgekeeper.settings import HedgeSettings
+from hedgekeeper.settings import HedgeSettings, client_id_code, group_code_of
 from hedgekeeper.sizing import compute_target, fmt, plan_group
 from hedgekeeper.snapshot import Snapshot
 
@@ -137,8 +138,6 @@ class Decider:
         shows the rest); venue orders with this group's code that the journal does not
         know (orphans) count too, so they can never be doubled.
         """
-        from hedgekeeper.settings import client_id_code, group_code_of
-
         code = client_id_code(group.name)
         pending = _ZERO
         known: set[str] = set()
@@ -308,7 +307,5 @@ class Decider:
             decision.liquidation_shortfall_usd = max(needed - position.collateral_usd, _ZERO)
 
 
-def _jump_rule(intent: Any, accepted: bool, reason: str) -> Any:
-    from hedgekeeper.risk import GuardResult
-
+def _jump_rule(intent: Any, accepted: bool, reason: str) -> GuardResult:
     return GuardResult(intent if accepted else None, "jump", reason)
