@@ -407,9 +407,10 @@ class Executor:
         for order in list(self._unresolved.values()):
             if order.status is not OrderStatus.OPEN or not order.request.post_only:
                 continue
-            hedge = self.settings.hedge(order.group) if order.group in self._group_names() else None
-            if hedge is None:
-                continue
+            try:
+                hedge = self.settings.hedge(order.group)
+            except KeyError:
+                continue  # a group no longer configured: its orders are left as they are
             quote = (quotes.get(order.account) or {}).get(order.request.symbol)
             best = (
                 None
@@ -423,9 +424,6 @@ class Executor:
                 if await self._cancel(order, log, "reprice" if not expired else "deadline"):
                     touched.add(order.group)
         return touched
-
-    def _group_names(self) -> set[str]:
-        return {h.name for h in self.settings.hedges}
 
     async def _cancel(self, order: JournaledOrder, log: Any, why: str) -> bool:
         venue = self.venues[order.account]

@@ -205,7 +205,9 @@ async def test_collateral_top_up_within_its_allowance(tmp_path: Path) -> None:
     text = BASE.format(
         execution="max_orders_per_minute = 1000", sim="collateral = 5000",
         hedge="topup_max_usd = 3000",
-    ).replace('mode = "dry-run"', 'mode = "testnet"').replace("BTC = 1.0 }", "BTC = 1.0, USDT = 20000 }", 1)  # fmt: skip
+    )
+    text = text.replace('mode = "dry-run"', 'mode = "testnet"')
+    text = text.replace("BTC = 1.0 }", "BTC = 1.0, USDT = 20000 }", 1)
     path.write_text(text)
     settings = load_settings(path)
     journal = Journal(tmp_path / "journal.db")
