@@ -24,11 +24,19 @@ from pathlib import Path
 from typing import Any
 
 from hedgekeeper.exceptions import JournalError
-from hedgekeeper.model import OrderInfo, OrderRequest, OrderStatus, OrderType, Side, TradingState
+from hedgekeeper.model import (
+    FundingPayment,
+    OrderInfo,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Side,
+    TradingState,
+)
 
-__all__ = ["SCHEMA_VERSION", "Journal", "JournaledOrder"]
+__all__ = ["SCHEMA_VERSION", "FundingRecord", "Journal", "JournaledOrder"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -84,6 +92,24 @@ CREATE INDEX orders_group ON orders (group_name, seq);
 CREATE INDEX fills_order ON fills (client_order_id, at);
 CREATE INDEX actions_kind ON operator_actions (action, source, at);
 """,
+    # Funding payments counted per group (deduplicated by the venue's id), and the
+    # paper venue's modelled funding with the settlement it waits for per symbol.
+    3: """
+CREATE TABLE funding (
+    account TEXT NOT NULL, id TEXT NOT NULL, group_name TEXT NOT NULL, symbol TEXT NOT NULL,
+    at REAL NOT NULL, amount TEXT NOT NULL, asset TEXT NOT NULL, amount_usd TEXT, rate TEXT,
+    recorded_at REAL NOT NULL, PRIMARY KEY (account, id)
+);
+CREATE INDEX funding_group ON funding (group_name, at);
+CREATE TABLE paper_funding (
+    account TEXT NOT NULL, id TEXT NOT NULL, symbol TEXT NOT NULL, at REAL NOT NULL,
+    amount TEXT NOT NULL, asset TEXT NOT NULL, rate TEXT, PRIMARY KEY (account, id)
+);
+CREATE TABLE paper_funding_marks (
+    account TEXT NOT NULL, symbol TEXT NOT NULL, next_at REAL NOT NULL, rate TEXT NOT NULL,
+    PRIMARY KEY (account, symbol)
+);
+""",
 }
 
 #: Orders whose outcome is not final: they count as pending hedge.
@@ -105,6 +131,17 @@ class JournaledOrder:
     reason: str
     cycle: int | None
     created_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class FundingRecord:
+    """A funding payment counted for a group (``amount_usd`` is ``None`` when no price
+    was known to value a non-stablecoin payment)."""
+
+    account: str
+    group: str
+    payment: FundingPayment
+    amount_usd: Decimal | None
 
 
 def _dec(value: str | None) -> Decimal | None:
@@ -506,7 +543,92 @@ class Journal:
         rows = self._db.execute(f"SELECT {', '.join(cols)} FROM fills ORDER BY id").fetchall()
         return [dict(zip(cols, row, strict=True)) for row in rows]
 
+    # -- funding ---------------------------------------------------------------------------
+
+    def record_funding(self, records: Sequence[FundingRecord]) -> list[FundingRecord]:
+        """Store funding payments not seen before (by account and id); return the new ones."""
+        new: list[FundingRecord] = []
+        with self.transaction() as db:
+            for r in records:
+                p = r.payment
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO funding (account, id, group_name, symbol, at, amount, "
+                    "asset, amount_usd, rate, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (r.account, p.id, r.group, p.symbol, p.timestamp, str(p.amount), p.asset,
+                     None if r.amount_usd is None else str(r.amount_usd),
+                     None if p.rate is None else str(p.rate), time.time()),
+                )  # fmt: skip
+                if cursor.rowcount:
+                    new.append(r)
+        return new
+
+    def funding_usd(self, since: float | None = None) -> dict[str, Decimal]:
+        """Net funding per group in USD (positive: received), settled since ``since``."""
+        rows = self._db.execute(
+            "SELECT group_name, amount_usd FROM funding WHERE amount_usd IS NOT NULL AND at >= ?",
+            (since if since is not None else float("-inf"),),
+        )
+        totals: dict[str, Decimal] = {}
+        for group, amount in rows:
+            totals[group] = totals.get(group, Decimal(0)) + Decimal(amount)
+        return totals
+
+    def funding_cursor(self, account: str) -> float | None:
+        """Up to when (epoch seconds) an account's funding history has been read."""
+        value = self._get(f"funding_cursor:{account}")
+        return None if value is None else float(value)
+
+    def set_funding_cursor(self, account: str, until: float) -> None:
+        """Remember that the account's funding history was read up to ``until``."""
+        with self.transaction() as db:
+            self._put(db, f"funding_cursor:{account}", repr(until))
+
+    def first_cycle_at(self) -> float | None:
+        """When the first cycle of this journal started (epoch seconds)."""
+        row = self._db.execute("SELECT MIN(started_at) FROM cycles").fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
     # -- the paper venue's own book ---------------------------------------------------------
+
+    def paper_funding_mark(self, account: str, symbol: str) -> tuple[float, Decimal] | None:
+        """The settlement the paper venue waits for on a symbol: (time, last rate seen)."""
+        row = self._db.execute(
+            "SELECT next_at, rate FROM paper_funding_marks WHERE account = ? AND symbol = ?",
+            (account, symbol),
+        ).fetchone()
+        return None if row is None else (float(row[0]), Decimal(row[1]))
+
+    def paper_funding_settle(
+        self, account: str, symbol: str, payment: FundingPayment | None,
+        next_at: float, rate: Decimal,
+    ) -> None:  # fmt: skip
+        """Atomically book a paper funding payment (if any) and wait for the next one."""
+        with self.transaction() as db:
+            if payment is not None:
+                db.execute(
+                    "INSERT OR IGNORE INTO paper_funding (account, id, symbol, at, amount, asset, "
+                    "rate) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (account, payment.id, payment.symbol, payment.timestamp, str(payment.amount),
+                     payment.asset, None if payment.rate is None else str(payment.rate)),
+                )  # fmt: skip
+            db.execute(
+                "INSERT INTO paper_funding_marks (account, symbol, next_at, rate) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT(account, symbol) "
+                "DO UPDATE SET next_at = excluded.next_at, rate = excluded.rate",
+                (account, symbol, next_at, str(rate)),
+            )
+
+    def paper_funding(self, account: str, since: float, until: float) -> list[FundingPayment]:
+        """The paper venue's funding payments booked in ``[since, until]``, oldest first."""
+        rows = self._db.execute(
+            "SELECT id, symbol, at, amount, asset, rate FROM paper_funding "
+            "WHERE account = ? AND at >= ? AND at <= ? ORDER BY at, id",
+            (account, since, until),
+        )
+        return [
+            FundingPayment(i, symbol, at, Decimal(amount), asset, _dec(rate))
+            for i, symbol, at, amount, asset, rate in rows
+        ]
 
     def paper_positions(self, account: str) -> dict[str, Decimal]:
         """Paper position offsets of one account, symbol -> signed contracts."""

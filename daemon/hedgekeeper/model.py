@@ -21,6 +21,7 @@ from decimal import Decimal
 __all__ = [
     "STABLECOINS",
     "Balances",
+    "FundingPayment",
     "GroupSpec",
     "HedgeTarget",
     "MarketKind",
@@ -132,6 +133,10 @@ class Quote:
     mark: Decimal | None = None
     index: Decimal | None = None
     timestamp: float = 0.0
+    #: Perpetuals: the rate of the next (or just fixed) funding settlement, and when it
+    #: settles (epoch seconds); ``None`` where the venue does not say.
+    funding_rate: Decimal | None = None
+    next_funding_at: float | None = None
 
     @property
     def reference(self) -> Decimal | None:
@@ -248,3 +253,21 @@ class Plan:
     intent: OrderIntent | None
     reason: str
     notes: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class FundingPayment:
+    """One funding settlement booked to an account for one perpetual.
+
+    ``amount`` is the change to the account's balance in ``asset``: positive when
+    the position *received* funding, negative when it *paid*. A short hedge
+    receives when the rate is positive. Exchanges disagree on this sign (Bybit
+    reports a fee, Binance an income); adapters normalise to this one.
+    """
+
+    id: str
+    symbol: str
+    timestamp: float  # settlement time, epoch seconds
+    amount: Decimal
+    asset: str
+    rate: Decimal | None = None

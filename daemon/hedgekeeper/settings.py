@@ -110,10 +110,20 @@ class SimSettings(_Strict):
     replay_start: Annotated[int, Field(ge=0)] | None = Field(
         default=None, description="epoch milliseconds where the replay begins (default: first bar)"
     )
+    funding_rate: Annotated[Decimal, Field(ge=-0.05, le=0.05, allow_inf_nan=False)] = Field(
+        Decimal("0.0001"), description="funding rate per settlement of every perp (0.0001 = 0.01 %)"
+    )
+    funding_interval_hours: Annotated[int, Field(ge=1, le=24)] = Field(
+        8, description="hours between funding settlements (sim time, aligned to 00:00 UTC)"
+    )
+    replay_funding: dict[AssetName, Path] = Field(
+        default_factory=dict,
+        description="asset -> CSV (timestamp_ms,rate) of real funding settlements of its perp",
+    )
 
     @model_validator(mode="after")
     def _known_assets(self) -> SimSettings:
-        for section in ("replay", "replay_perp"):
+        for section in ("replay", "replay_perp", "replay_funding"):
             for asset, path in getattr(self, section).items():
                 if not path.is_file():
                     raise ValueError(f"{section}.{asset}: no such file {str(path)!r}")
@@ -399,6 +409,9 @@ class Settings(BaseSettings):
     log: LogSettings = LogSettings()
     heartbeat_interval: Annotated[float, Field(gt=0)] = Field(
         60.0, description="seconds between two daemon.heartbeat log lines"
+    )
+    funding_poll_interval: Annotated[float, Field(ge=0, le=86400)] = Field(
+        900.0, description="seconds between two reads of funding payments; 0 turns them off"
     )
     control: ControlSettings = ControlSettings()
     metrics: MetricsSettings = MetricsSettings()

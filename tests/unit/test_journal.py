@@ -40,11 +40,12 @@ def test_schema_1_is_upgraded_in_place(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "j.db")
     assert journal.trading_state() is TradingState.HALTED, "data survives the upgrade"
     assert journal.positions_seen() == {}
+    assert journal.funding_usd() == {}, "schema 4 (funding) is there"
     journal.close()
     db = sqlite3.connect(tmp_path / "j.db")
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
-    assert "orders_account_created" in indexes
+    assert {"orders_account_created", "funding_group"} <= indexes
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:

@@ -6,6 +6,12 @@ method speaks domain types (:mod:`hedgekeeper.model`), raises only
 
 Request economy: the engine calls each read once per account per cycle with all
 the symbols it needs, so an adapter should batch (one request per call).
+
+Optional capabilities, looked up with ``getattr`` (a venue without them still
+hedges): ``setup_instrument`` (leverage, margin and position mode),
+``fetch_key_permissions``, ``transfer`` (collateral top-up), and
+:meth:`FundingSource.fetch_funding` (funding payments, read every
+``funding_poll_interval``, outside the hedge cycle).
 """
 
 from __future__ import annotations
@@ -14,9 +20,17 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
-from hedgekeeper.model import Balances, MarketSpec, OrderInfo, OrderRequest, Position, Quote
+from hedgekeeper.model import (
+    Balances,
+    FundingPayment,
+    MarketSpec,
+    OrderInfo,
+    OrderRequest,
+    Position,
+    Quote,
+)
 
-__all__ = ["Venue", "to_decimal"]
+__all__ = ["FundingSource", "Venue", "to_decimal"]
 
 
 def to_decimal(value: object) -> Decimal:
@@ -68,4 +82,16 @@ class Venue(Protocol):
 
     async def close(self) -> None:
         """Release connections."""
+        ...
+
+
+@runtime_checkable
+class FundingSource(Protocol):
+    """A venue that can tell what funding its perpetual positions paid or received."""
+
+    async def fetch_funding(
+        self, symbols: Iterable[str], since: float, until: float
+    ) -> list[FundingPayment]:
+        """Funding settled for ``symbols`` between ``since`` and ``until`` (epoch seconds,
+        inclusive), normalised to the balance-change sign; other symbols are left out."""
         ...

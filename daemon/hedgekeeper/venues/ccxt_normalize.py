@@ -17,6 +17,7 @@ from typing import Any
 from hedgekeeper.exceptions import VenueConfigError
 from hedgekeeper.model import (
     STABLECOINS,
+    FundingPayment,
     MarketKind,
     MarketSpec,
     OrderInfo,
@@ -48,7 +49,8 @@ __all__ = [
 ]
 
 #: What a malformed reply raises here (and inside ccxt's own parsers).
-PARSE_ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError)
+# ArithmeticError: Decimal("n/a") raises decimal.InvalidOperation, which is not a ValueError.
+PARSE_ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError, ArithmeticError)
 
 # ccxt precision modes (ccxt.base.decimal_to_precision), copied to avoid importing ccxt.
 _DECIMAL_PLACES = 2
@@ -318,6 +320,12 @@ def orders_with_prefix(raw: Any, prefix: str, symbols: Iterable[str]) -> list[Or
 def quote(symbol: str, book: Mapping[str, Any], marks: Mapping[str, Any]) -> Quote:
     """A quote from a ccxt ticker (``book``) and a ticker holding mark/index prices."""
     timestamp = book.get("timestamp") or marks.get("timestamp")
+    # Funding rides along in the raw mark reply: Binance premiumIndex says
+    # lastFundingRate, Bybit's ticker fundingRate; both say nextFundingTime (ms).
+    raw_info = marks.get("info")
+    info: Mapping[str, Any] = raw_info if isinstance(raw_info, Mapping) else {}
+    rate = info.get("lastFundingRate", info.get("fundingRate"))
+    next_ms = info.get("nextFundingTime")
     return Quote(
         symbol=symbol,
         bid=_dec(book.get("bid")),
@@ -326,6 +334,8 @@ def quote(symbol: str, book: Mapping[str, Any], marks: Mapping[str, Any]) -> Quo
         mark=_dec(marks.get("markPrice")),
         index=_dec(marks.get("indexPrice")),
         timestamp=timestamp / 1000 if timestamp else time.time(),
+        funding_rate=_dec(rate) if rate not in (None, "") else None,
+        next_funding_at=int(next_ms) / 1000 if next_ms not in (None, "", 0, "0") else None,
     )
 
 
@@ -334,6 +344,40 @@ def quotes(
 ) -> dict[str, Quote]:
     """Quotes of the ``symbols`` present in ``books`` (tickers), with marks where given."""
     return {s: quote(s, books[s], marks.get(s) or {}) for s in symbols if s in books}
+
+
+def funding_payments(
+    raw: Any, symbols: Container[str], field: tuple[str, int] | None
+) -> list[FundingPayment]:
+    """ccxt funding-history entries of ``symbols``, as balance changes.
+
+    ``field`` names the raw (``info``) field holding the amount and the sign that
+    turns it into a balance change (see ``ExchangeProfile.funding_field``); without
+    it ccxt's ``amount`` is taken as one. An entry without an id, a time or an
+    amount makes the whole reply unusable (a failed read), never a zero.
+    """
+    if not isinstance(raw, list):
+        raise TypeError(f"funding history is a {type(raw).__name__}, not a list")
+    out: list[FundingPayment] = []
+    for entry in raw:
+        symbol = entry["symbol"]
+        if symbol not in symbols:
+            continue
+        if field is None:
+            amount = to_decimal(entry["amount"])
+        else:
+            name, sign = field
+            amount = to_decimal(entry["info"][name]) * sign
+        payment_id, timestamp, asset = entry["id"], entry["timestamp"], entry["code"]
+        if not payment_id or not isinstance(timestamp, int) or not asset:
+            raise ValueError(f"funding entry without id, time or asset: {entry.get('info')}")
+        rate = entry.get("rate")
+        payment = FundingPayment(
+            id=str(payment_id), symbol=symbol, timestamp=timestamp / 1000, amount=amount,
+            asset=str(asset), rate=None if rate is None else to_decimal(rate),
+        )  # fmt: skip
+        out.append(payment)
+    return out
 
 
 def binance_key_permissions(raw: Mapping[str, Any]) -> KeyPermissions:

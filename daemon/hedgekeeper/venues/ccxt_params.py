@@ -137,6 +137,14 @@ class ExchangeProfile:
     read_post_paths: frozenset[str] = frozenset()
     # Position mode can be read with ccxt fetch_position_mode; else from positions.
     position_mode_from_positions: bool = False
+    # Funding history: ccxt's ``amount`` does not share one sign across exchanges
+    # (Binance: income, negative = paid; Bybit: a fee, positive = paid; ccxt issue
+    # #26404). Where verified, read the raw field and its sign to get a balance
+    # change; ``None`` trusts ccxt's ``amount`` as a balance change (unverified).
+    funding_field: tuple[str, int] | None = None
+    # Most entries per funding-history request, and the longest time range one takes.
+    funding_page: int = 100
+    funding_window_days: int = 7
 
 
 _BINANCE = ExchangeProfile(
@@ -153,6 +161,8 @@ _BINANCE = ExchangeProfile(
     market_types_style="list",
     spot_balance_type=True,
     contract_quotes="mark-and-book",
+    funding_field=("income", 1),
+    funding_page=1000,
 )
 
 #: Known exchanges by ccxt id.
@@ -174,6 +184,7 @@ PROFILES: Mapping[str, ExchangeProfile] = {
         margin_scope=MarginScope.ACCOUNT,
         market_types_style="list",
         position_mode_from_positions=True,
+        funding_field=("execFee", -1),
     ),
     "okx": ExchangeProfile(
         contract_ids=ClientIdParams("clOrdId", "clOrdId", "clOrdId"),

@@ -22,9 +22,11 @@ from hedgekeeper.exceptions import (
     VenueConfigError,
     VenueError,
 )
+from hedgekeeper.funding import split_window
 from hedgekeeper.model import (
     STABLECOINS,
     Balances,
+    FundingPayment,
     MarketKind,
     MarketSpec,
     OrderInfo,
@@ -210,6 +212,41 @@ class CcxtVenue:
             )
             marks = books
         return self._client.parse("fetch_quotes", norm.quotes, symbols, books, marks)
+
+    async def fetch_funding(
+        self, symbols: Iterable[str], since: float, until: float
+    ) -> list[FundingPayment]:
+        """Funding paid or received by the contract ``symbols`` in ``[since, until]``.
+
+        One request per market type and time window (the exchange bounds both the
+        range and the page): a full page is split in two and read again, so nothing
+        is cut off whatever the exchange's paging. Amounts are balance changes.
+        """
+        profile = ccxt_params.profile_for(self.exchange_id)
+        span_ms = profile.funding_window_days * 86_400_000
+        out: dict[str, FundingPayment] = {}
+        for (kind, sub_type), group in (await self._client.group(symbols)).items():
+            if kind == "spot":
+                continue
+            wanted = frozenset(group)
+            windows = split_window(int(since * 1000), int(until * 1000), span_ms)
+            while windows:
+                start, end = windows.pop()
+                params = {"type": "swap", "subType": sub_type, "until": end}
+                fetch = partial(
+                    self.exchange.fetch_funding_history, None, start, profile.funding_page, params
+                )
+                raw = await self._client.read("fetch_funding_history", fetch)
+                if isinstance(raw, list) and len(raw) >= profile.funding_page and end > start:
+                    middle = (start + end) // 2  # a full page may hide more: read halves
+                    windows += [(start, middle), (middle + 1, end)]
+                    continue
+                parsed = self._client.parse(
+                    "fetch_funding_history", norm.funding_payments, raw, wanted,
+                    profile.funding_field,
+                )  # fmt: skip
+                out.update((p.id, p) for p in parsed if since <= p.timestamp <= until)
+        return sorted(out.values(), key=lambda p: (p.timestamp, p.id))
 
     async def fetch_open_orders(self, symbols: Iterable[str], prefix: str) -> list[OrderInfo]:
         """Our working orders (client id starts with ``prefix``), one request per market type."""

@@ -9,6 +9,16 @@ worsened by ``slippage_bps`` (never past its limit), paying ``taker_fee``; an
 IOC limit that does not cross expires; a post-only order rests in the paper book
 and fills at its price, paying ``maker_fee``, once a later quote trades
 through it.
+
+Paper positions also pay and receive funding: when a perp's quote shows that
+its next funding time has moved on, the settlement it was waiting for has
+happened, and the paper offset pays ``contracts × contract value × rate`` at the
+last rate the quotes showed before it (Binance ``lastFundingRate``, Bybit
+``fundingRate``, the sim's schedule). The payment is booked in the journal when
+seen (within a poll interval of the settlement); a restart keeps the settlement
+it waits for. If the daemon was stopped across several settlements, only the
+first is booked. :meth:`fetch_funding` returns the wrapped venue's real funding
+(when it has keys) plus these paper payments.
 """
 
 from __future__ import annotations
@@ -19,9 +29,11 @@ from dataclasses import replace
 from decimal import Decimal
 
 from hedgekeeper.exceptions import OrderRejectedError, RetryableReadError
+from hedgekeeper.funding import settlement
 from hedgekeeper.journal import Journal
 from hedgekeeper.model import (
     Balances,
+    FundingPayment,
     MarketKind,
     MarketSpec,
     OrderInfo,
@@ -56,6 +68,8 @@ class PaperVenue:
         # Without keys a real venue cannot show positions: the paper book is the whole
         # position then (balances still need keys, and fail loudly without them).
         self._public_only = not getattr(inner, "has_credentials", True)
+        #: symbol -> (the funding settlement waited for, the latest rate seen)
+        self._rates: dict[str, tuple[float, Decimal]] = {}
 
     async def load_markets(self, symbols: Iterable[str]) -> dict[str, MarketSpec]:
         markets = await self.inner.load_markets(symbols)
@@ -97,7 +111,55 @@ class PaperVenue:
         for symbol, quote in quotes.items():
             self._quotes[symbol] = (now, quote)
         self._fill_resting(quotes)
+        self._book_funding(quotes)
         return quotes
+
+    def _book_funding(self, quotes: dict[str, Quote]) -> None:
+        """Book paper funding for settlements the quotes show have passed."""
+        for symbol, quote in quotes.items():
+            market = self._markets.get(symbol)
+            next_at, rate = quote.next_funding_at, quote.funding_rate
+            if market is None or market.kind is MarketKind.SPOT or next_at is None or rate is None:
+                continue
+            seen = self._rates.get(symbol)
+            if seen is None:
+                kept = self._journal.paper_funding_mark(self.name, symbol)
+                if kept is None:  # first sight: wait for this settlement
+                    self._journal.paper_funding_settle(self.name, symbol, None, next_at, rate)
+                seen = kept or (next_at, rate)
+            waiting_for, last_rate = seen
+            if next_at > waiting_for:
+                payment = self._paper_payment(market, quote, waiting_for, last_rate)
+                self._journal.paper_funding_settle(self.name, symbol, payment, next_at, rate)
+            # The rate moves until the settlement: keep the latest in memory only.
+            self._rates[symbol] = (max(next_at, waiting_for), rate)
+
+    def _paper_payment(
+        self, market: MarketSpec, quote: Quote, settled_at: float, rate: Decimal
+    ) -> FundingPayment | None:
+        contracts = self._journal.paper_positions(self.name).get(market.symbol, Decimal(0))
+        mark = quote.reference
+        if contracts == 0 or mark is None:
+            return None
+        amount, _ = settlement(market, contracts, mark, rate)
+        return FundingPayment(
+            f"paper-{market.symbol}-{int(settled_at * 1000)}", market.symbol, time.time(),
+            amount, market.settle or market.quote, rate,
+        )  # fmt: skip
+
+    async def fetch_funding(
+        self, symbols: Iterable[str], since: float, until: float
+    ) -> list[FundingPayment]:
+        """The wrapped venue's funding (with keys) plus the paper positions' funding."""
+        wanted = list(symbols)
+        real: list[FundingPayment] = []
+        fetch = getattr(self.inner, "fetch_funding", None)
+        if fetch is not None and not self._public_only:
+            real = await fetch(wanted, since, until)
+        paper = [
+            p for p in self._journal.paper_funding(self.name, since, until) if p.symbol in wanted
+        ]
+        return sorted(real + paper, key=lambda p: (p.timestamp, p.id))
 
     async def fetch_open_orders(self, symbols: Iterable[str], prefix: str) -> list[OrderInfo]:
         wanted = set(symbols)

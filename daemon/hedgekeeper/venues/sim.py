@@ -13,6 +13,17 @@ an OHLCV file of spot bars and ``replay_perp`` to one of its perpetual; each bar
 lasts its interval divided by ``speed`` in wall-clock time. Perps are marked at
 their own replay (so the basis to spot is real) and indexed at spot.
 
+Perps settle funding every ``funding_interval_hours`` of simulated time (aligned
+to 00:00 UTC) at ``funding_rate``, or at the real settlements of a
+``replay_funding`` file (``timestamp_ms,rate``): a position pays or receives
+``contracts × contract value × rate`` (see :mod:`hedgekeeper.funding`), which
+also moves the futures ``collateral``. Positions change only through this
+venue's methods, and each settles the funding due before anything changes, so
+every payment uses the position held at its settlement. Simulated time starts at
+``replay_start`` (or the replay's first bar, or now) and runs ``speed`` times as
+fast as the wall clock; a payment is dated when the venue books it (wall clock),
+and its id carries the simulated settlement time.
+
 The venue fills orders at the top of book (so tests can trade on it directly);
 in ``dry-run`` the engine wraps it in the ``paper`` venue, which never calls
 ``submit_order`` here.
@@ -20,6 +31,7 @@ in ``dry-run`` the engine wraps it in the ``paper`` venue, which never calls
 
 from __future__ import annotations
 
+import bisect
 import csv
 import math
 import random
@@ -29,8 +41,10 @@ from decimal import Decimal
 from pathlib import Path
 
 from hedgekeeper.exceptions import OrderRejectedError, RetryableReadError
+from hedgekeeper.funding import settlement
 from hedgekeeper.model import (
     Balances,
+    FundingPayment,
     MarketKind,
     MarketSpec,
     OrderInfo,
@@ -92,10 +106,36 @@ class _Replay:
         if start_ms is not None:
             first = next((i for i, (ts, _) in enumerate(rows) if ts >= start_ms), len(rows) - 1)
         self._first = first
+        #: Epoch milliseconds of the bar the replay begins with.
+        self.origin_ms = rows[first][0]
 
     def at(self, elapsed_seconds: float) -> Decimal:
         index = self._first + int(elapsed_seconds * self._speed / self._bar_seconds)
         return self._closes[min(index, len(self._closes) - 1)]  # the last bar holds
+
+
+class _FundingSchedule:
+    """When a simulated perp settles funding, and at what rate (simulated epoch ms)."""
+
+    def __init__(self, interval_hours: int, rate: Decimal, path: Path | None) -> None:
+        self._interval_ms = interval_hours * 3_600_000
+        self._rate = rate
+        self._times: list[int] = []
+        self._rates: list[Decimal] = []
+        if path is not None:
+            with path.open(newline="") as handle:
+                for row in csv.DictReader(handle):
+                    self._times.append(int(row["timestamp_ms"]))
+                    self._rates.append(Decimal(row["rate"]))
+
+    def next_after(self, ms: int) -> tuple[int, Decimal] | None:
+        """The first settlement strictly after ``ms``: (time, rate)."""
+        if not self._times:
+            return (ms // self._interval_ms + 1) * self._interval_ms, self._rate
+        index = bisect.bisect_right(self._times, ms)
+        if index == len(self._times):
+            return None  # past the end of the file: no more settlements
+        return self._times[index], self._rates[index]
 
 
 class SimVenue:
@@ -134,6 +174,21 @@ class SimVenue:
         self._orders: dict[str, OrderInfo] = {}
         self._collateral = settings.collateral
         self._markets = self._build_markets()
+        first_replay = next(iter(self._replays.values()), None)
+        origin = settings.replay_start
+        if origin is None and first_replay is not None:
+            origin = first_replay.origin_ms
+        #: Simulated epoch ms at ``epoch``: where the replay starts, else now.
+        self._origin_ms = origin if origin is not None else int(time.time() * 1000)
+        self._schedules = {
+            symbol: _FundingSchedule(
+                settings.funding_interval_hours, settings.funding_rate,
+                settings.replay_funding.get(market.base),
+            )
+            for symbol, market in self._markets.items() if market.kind is not MarketKind.SPOT
+        }  # fmt: skip
+        self._funding_done_ms = self.sim_ms()
+        self._funding: list[FundingPayment] = []
         #: Reads that fail until cleared (test hook): "balances", "positions", "quotes".
         self.failing: set[str] = set()
         #: Calls that raise a given error until cleared (test hook): name -> exception.
@@ -151,7 +206,62 @@ class SimVenue:
 
     def set_position(self, symbol: str, contracts: Decimal) -> None:
         """Change a position behind the daemon's back."""
+        self._settle_funding()
         self._positions[symbol] = contracts
+
+    # -- simulated time and funding ----------------------------------------------------
+
+    def sim_ms(self) -> int:
+        """The simulated clock, epoch milliseconds."""
+        elapsed = self._clock() - self._started
+        return self._origin_ms + int(elapsed * float(self._settings.speed) * 1000)
+
+    def _elapsed_at(self, sim_ms: int) -> float:
+        return (sim_ms - self._origin_ms) / 1000 / float(self._settings.speed)
+
+    def _settle_funding(self) -> None:
+        """Book every settlement due up to now, on the positions held until now."""
+        now_ms = self.sim_ms()
+        if now_ms <= self._funding_done_ms:
+            return
+        booked_at = time.time()
+        for symbol, schedule in self._schedules.items():
+            contracts = self._positions.get(symbol, Decimal(0))
+            if contracts == 0:
+                continue
+            market = self._markets[symbol]
+            due = schedule.next_after(self._funding_done_ms)
+            while due is not None and due[0] <= now_ms:
+                at_ms, rate = due
+                mark = self._perp_price_at(market.base, at_ms)
+                amount, usd = settlement(market, contracts, mark, rate)
+                asset = market.settle or market.quote
+                self._funding.append(FundingPayment(
+                    f"sim-{self.name}-{symbol}-{at_ms}", symbol, booked_at, amount, asset, rate
+                ))  # fmt: skip
+                if self._collateral is not None:
+                    self._collateral += usd
+                due = schedule.next_after(at_ms)
+        self._funding_done_ms = now_ms
+
+    def _perp_price_at(self, asset: str, sim_ms: int) -> Decimal:
+        """The perp's mark at a past simulated time: exact for replays, else the current one
+        (a random walk is only drawn forward; a cycle later at most)."""
+        replay = self._perp_replays.get(asset) or self._replays.get(asset)
+        if replay is not None and asset not in self._overrides:
+            return replay.at(self._elapsed_at(sim_ms))
+        return self.perp_price(asset)
+
+    async def fetch_funding(
+        self, symbols: Iterable[str], since: float, until: float
+    ) -> list[FundingPayment]:
+        """Funding booked for ``symbols`` in ``[since, until]`` (wall-clock booking time)."""
+        self._check("fetch_funding")
+        if "funding" in self.failing:
+            raise RetryableReadError(f"{self.name}: funding history unavailable (simulated)")
+        self._settle_funding()
+        wanted = set(symbols)
+        return [p for p in self._funding if p.symbol in wanted and since <= p.timestamp <= until]
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -222,6 +332,7 @@ class SimVenue:
         self._check("fetch_positions")
         if "positions" in self.failing:
             raise RetryableReadError(f"{self.name}: positions unavailable (simulated)")
+        self._settle_funding()
         return {s: self._position(s) for s in symbols if s in self._markets}
 
     def _position(self, symbol: str) -> Position:
@@ -242,6 +353,7 @@ class SimVenue:
         if "quotes" in self.failing:
             raise RetryableReadError(f"{self.name}: quotes unavailable (simulated)")
         now = time.time()
+        now_ms = self.sim_ms()
         half_spread = self._settings.spread_bps * _BPS / 2
         quotes: dict[str, Quote] = {}
         for symbol in symbols:
@@ -250,6 +362,8 @@ class SimVenue:
                 continue
             spot = self.price(market.base)
             mid = spot if market.kind is MarketKind.SPOT else self.perp_price(market.base)
+            schedule = self._schedules.get(symbol)
+            due = schedule.next_after(now_ms) if schedule is not None else None
             quotes[symbol] = Quote(
                 symbol,
                 bid=mid * (1 - half_spread),
@@ -258,6 +372,8 @@ class SimVenue:
                 mark=mid if market.kind is not MarketKind.SPOT else None,
                 index=spot,
                 timestamp=now,
+                funding_rate=None if due is None else due[1],
+                next_funding_at=None if due is None else due[0] / 1000,
             )
         return quotes
 
@@ -281,6 +397,7 @@ class SimVenue:
         if market is None or market.kind is MarketKind.SPOT:
             raise OrderRejectedError(f"{self.name}: no perpetual {request.symbol!r}")
         signed = request.amount if request.side is Side.BUY else -request.amount
+        self._settle_funding()  # on the position held until now
         position = self._positions.get(request.symbol, Decimal(0))
         if request.reduce_only and (
             position == 0
