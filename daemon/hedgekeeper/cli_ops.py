@@ -221,6 +221,7 @@ def _print_status(document: dict[str, Any]) -> None:
         "pending",
         "drift USD",
         "drift %",
+        "funding 24h",
         "last action",
         "reason",
     )
@@ -235,6 +236,7 @@ def _print_status(document: dict[str, Any]) -> None:
             group["pending_contracts"] or "?",
             group["drift_usd"] or "?",
             group["drift_pct"] or "?",
+            group.get("funding_usd_24h") or "0",
             group["action"] + (f" ({group['order_status']})" if group["order_status"] else ""),
             group["reason"],
         )

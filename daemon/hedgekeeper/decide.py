@@ -119,6 +119,8 @@ class Decider:
     def __init__(self, engine: Any) -> None:
         self.engine = engine
         self.jumps: dict[tuple[str, str], JumpState] = {}  # (group, symbol or asset)
+        #: The latest USD price seen for each priced asset (values inverse funding).
+        self.last_prices: dict[str, Decimal] = {}
 
     def _prices(self, group: GroupSpec, snap: Snapshot) -> dict[str, Decimal | None]:
         prices: dict[str, Decimal | None] = {}
@@ -128,7 +130,9 @@ class Decider:
                 continue
             account, symbol = self.engine.price_sources[group.name][asset]
             quote = (snap.quotes.get(account) or {}).get(symbol)
-            prices[asset] = None if quote is None else quote.reference
+            prices[asset] = price = None if quote is None else quote.reference
+            if price is not None:
+                self.last_prices[asset] = price
         return prices
 
     def _pending(self, group: GroupSpec, snap: Snapshot) -> Decimal:

@@ -26,6 +26,7 @@ from hedgekeeper.decide import Decider, GroupDecision
 from hedgekeeper.events import EventBus
 from hedgekeeper.exceptions import ConfigError, VenueError
 from hedgekeeper.execution import Executor, HaltRequired
+from hedgekeeper.funding_collector import FundingCollector
 from hedgekeeper.journal import Journal
 from hedgekeeper.logs import get_logger
 from hedgekeeper.model import STABLECOINS, GroupSpec, MarketSpec, Mode, TradingState
@@ -69,6 +70,7 @@ class Engine:
         self.log = get_logger()
         self.executor = Executor(settings, venues, journal, self.events, clock=clock)
         self.decider = Decider(self)
+        self.funding = FundingCollector(self)
         self.reader: SnapshotReader | None = None
         self.reconciled = False
         self.last_report: CycleReport | None = None
@@ -431,6 +433,8 @@ class Engine:
         loop = asyncio.get_running_loop()
         while not stop.is_set():
             began = loop.time()
+            if self.reconciled:
+                self.funding.poll()  # in the background: never delays a cycle's reads
             task = asyncio.ensure_future(self.run_cycle())
             stopper = asyncio.ensure_future(stop.wait())
             await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -457,6 +461,7 @@ class Engine:
     async def shutdown(self) -> None:
         """On SIGTERM: cancel working orders (unless configured not to), or flatten."""
         execution = self.settings.execution
+        await self.funding.wait()
         try:
             if execution.flatten_on_exit:
                 await self.flatten("shutdown", "flatten_on_exit")

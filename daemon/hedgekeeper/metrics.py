@@ -66,7 +66,9 @@ METRIC_NAMES = (
     "hedgekeeper_fills_total",
     "hedgekeeper_filled_contracts_total",
     "hedgekeeper_fees_usd_total",
-    "hedgekeeper_funding_usd_total",
+    "hedgekeeper_funding_paid_usd_total",
+    "hedgekeeper_funding_received_usd_total",
+    "hedgekeeper_funding_net_usd",
     "hedgekeeper_errors_total",
     "hedgekeeper_guard_fired_total",
     "hedgekeeper_state_changes_total",
@@ -138,9 +140,17 @@ class Metrics:
         self.fees = Counter(
             _P + "fees_usd", "Trading fees paid, USD.", ["group"], registry=registry
         )
-        self.funding = Counter(
-            _P + "funding_usd",
-            "Funding paid (negative: received), USD; needs funding.paid events.",
+        self.funding_paid = Counter(
+            _P + "funding_paid_usd", "Funding paid by the hedge, USD.", ["group"],
+            registry=registry,
+        )  # fmt: skip
+        self.funding_received = Counter(
+            _P + "funding_received_usd", "Funding received by the hedge, USD.", ["group"],
+            registry=registry,
+        )  # fmt: skip
+        self.funding_net = Gauge(
+            _P + "funding_net_usd",
+            "Net funding since the journal began, USD (positive: received).",
             ["group"],
             registry=registry,
         )
@@ -164,7 +174,13 @@ class Metrics:
             for outcome in _ORDER_OUTCOMES.values():
                 self.orders.labels(group, outcome)
             self.fees.labels(group)
-        for error_class in ("read", "order_rejected", "order_unknown", "cycle_failed"):
+            self.funding_paid.labels(group)
+            self.funding_received.labels(group)
+        for group, total in engine.journal.funding_usd().items():
+            self.funding_net.labels(group).set(float(total))
+        for error_class in (
+            "read", "order_rejected", "order_unknown", "cycle_failed", "funding_read",
+        ):  # fmt: skip
             self.errors.labels(error_class)
         for result in ("ok", "partial"):
             self.cycles.labels(result)
@@ -205,10 +221,16 @@ class Metrics:
             fee = _number(event.get("fee_usd")) or 0.0
             if fee > 0:
                 self.fees.labels(group).inc(fee)
-        elif name == "funding.paid":  # proposed event: group, amount_usd
-            amount = _number(event.get("amount_usd")) or 0.0
-            if amount > 0:
-                self.funding.labels(group).inc(amount)
+        elif name == "funding.settled":
+            amount = _number(event.get("amount_usd"))
+            if amount is not None:
+                self.funding_net.labels(group).inc(amount)
+                if amount < 0:
+                    self.funding_paid.labels(group).inc(-amount)
+                elif amount > 0:
+                    self.funding_received.labels(group).inc(amount)
+        elif name == "funding.read_failed":
+            self.errors.labels("funding_read").inc()
         elif name == "guard.fired":
             self.guard_fired.labels(group, str(event.get("rule"))).inc()
         elif name == "state.changed":

@@ -295,6 +295,8 @@ class Notifier:
         if name == "order.filled":
             self._period["fills"] += 1
             self._period["fees"] += Decimal(str(event.get("fee_usd") or 0))
+        if name == "funding.settled" and event.get("amount_usd") is not None:
+            self._period["funding"] += Decimal(str(event["amount_usd"]))
         notification = notification_for(event, self.prefix)
         if notification is not None:
             self.submit(notification)
@@ -353,6 +355,7 @@ class Notifier:
             "partial": 0,
             "fills": 0,
             "fees": Decimal(0),
+            "funding": Decimal(0),
         }
 
     def summary(self) -> Notification:
@@ -361,7 +364,8 @@ class Notifier:
         lines = [
             f"since {datetime.fromtimestamp(period['since'], UTC):%Y-%m-%d %H:%M} UTC: "
             f"{period['cycles']} cycles ({period['partial']} with read errors), "
-            f"{period['fills']} fills, fees {_text(period['fees'])} USD"
+            f"{period['fills']} fills, fees {_text(period['fees'])} USD, "
+            f"funding {_text(period['funding'])} USD (+ received, − paid)"
         ]
         if self.engine is not None:
             engine = self.engine

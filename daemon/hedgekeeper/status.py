@@ -212,6 +212,9 @@ def group_views(engine: Engine) -> list[GroupView]:
 def status_snapshot(engine: Engine, *, now: float | None = None) -> dict[str, Any]:
     """The ``/status`` document: mode, trading state, last cycle, every group.
 
+    Each group also carries its net funding (USD, positive: received) over the last
+    24 h and since the journal began.
+
     Reads the journal, so call it on the engine's event loop thread.
     """
     now = time.time() if now is None else now
@@ -228,6 +231,14 @@ def status_snapshot(engine: Engine, *, now: float | None = None) -> dict[str, An
             "age_s": _round(max(0.0, now - float(last["finished_at"]))),
             "summary": last["summary"],
         }
+    day = engine.journal.funding_usd(since=now - 86400)
+    total = engine.journal.funding_usd()
+    groups = []
+    for view in group_views(engine):
+        data = view.as_dict()
+        data["funding_usd_24h"] = fmt(day.get(view.name, _ZERO))
+        data["funding_usd_total"] = fmt(total.get(view.name, _ZERO))
+        groups.append(data)
     return {
         "mode": settings.mode.value,
         "instance": settings.instance,
@@ -240,7 +251,11 @@ def status_snapshot(engine: Engine, *, now: float | None = None) -> dict[str, An
         "last_cycle": last_cycle,
         "last_success_at": engine.last_success_at,
         "last_success_age_s": _round(state.last_success_age_s),
-        "groups": [view.as_dict() for view in group_views(engine)],
+        "funding": {
+            "last_read_at": engine.funding.last_read_at,
+            "last_error": engine.funding.last_error,
+        },
+        "groups": groups,
     }
 
 
