@@ -10,6 +10,7 @@ production code paths. Quick start::
     # point every exchange.urls["api"] entry at emu.base_url (keep the paths), or
     # use real hostnames over HTTPS: see tests.emulator.tls
     ...
+    emu.settle_funding("BTC/USDT:USDT", "0.0001")  # funding fees on open positions
     assert emu.private_writes() == []       # the request log
     await emu.stop()
 
@@ -21,15 +22,24 @@ scripts), ``binance*`` / ``bybit*`` (dialects), ``tls`` (HTTPS + resolver),
 Endpoints - Binance: ``/api/v3`` ping, time, exchangeInfo, ticker/24hr,
 ticker/bookTicker, account, order (POST/GET/DELETE), openOrders (GET/DELETE);
 ``/fapi/v1`` ping, time, exchangeInfo, ticker/24hr, ticker/bookTicker,
-premiumIndex, leverageBracket, order (POST/GET/DELETE), openOrders, allOpenOrders
-(DELETE), leverage, marginType, positionSide/dual (GET/POST); ``/fapi/v2`` and
-``/fapi/v3`` account, balance, positionRisk; ``/sapi/v1`` system/status,
-account/apiRestrictions, asset/transfer, margin/allPairs, margin/isolated/allPairs.
+premiumIndex, leverageBracket, income (``FUNDING_FEE`` only), order
+(POST/GET/DELETE), openOrders, allOpenOrders (DELETE), leverage, marginType,
+positionSide/dual (GET/POST); ``/fapi/v2`` and ``/fapi/v3`` account, balance,
+positionRisk; ``/sapi/v1`` system/status, account/apiRestrictions,
+asset/transfer, margin/allPairs, margin/isolated/allPairs.
 Bybit: ``/v5/market`` time, instruments-info, tickers; ``/v5/account``
 wallet-balance, info, set-margin-mode; ``/v5/user/query-api``; ``/v5/position``
 list, set-leverage, switch-mode, switch-isolated (refused on UTA like Bybit);
-``/v5/order`` create, cancel, cancel-all, realtime, history; ``/v5/asset/transfer``
-inter-transfer, query-account-coins-balance.
+``/v5/order`` create, cancel, cancel-all, realtime, history; ``/v5/execution/list``
+(execType ``Trade`` from fills, ``Funding`` from funding fees, none = both);
+``/v5/asset/transfer`` inter-transfer, query-account-coins-balance.
+
+Funding fees: :meth:`Emulator.settle_funding` charges ``size * mark * rate`` on
+every open perpetual position (a long pays a positive rate) and sets the rate
+shown by ``premiumIndex`` / ``tickers``. Binance ``income`` without
+``startTime``/``endTime`` covers the last 7 days, ascending, ``limit`` from the
+oldest; Bybit's list is newest first with ``cursor`` paging, 7 days by default
+and at most 7 days wide (10001 otherwise).
 
 ccxt behaviours worth knowing (ccxt 4.5.90, all exercised in tests/emulator_tests):
 
@@ -56,6 +66,14 @@ ccxt behaviours worth knowing (ccxt 4.5.90, all exercised in tests/emulator_test
   10016 (backend error) is a plain ``ExchangeError`` although the outcome is
   unknown; an HTTP 403 is ``RateLimitExceeded``; maintenance (plain 503) is
   ``ExchangeNotAvailable`` - ccxt has no Bybit maintenance code.
+* ``fetchFundingHistory`` ``amount`` is Binance ``income`` (the balance change,
+  negative = paid) but Bybit ``execFee`` (positive = paid): the signs disagree
+  (ccxt issue #26404, fix PR #26455 unmerged). Binance entries have no ``rate``.
+* Bybit ``fetchFundingHistory`` sends ``size``, which v5 ignores, not ``limit``:
+  the answer is one page of up to 50 newest entries, which ccxt cuts to ``limit``
+  from that page's oldest end. Page with ``params={'limit': n, 'cursor': c}``
+  (ccxt puts ``nextPageCursor`` in the newest entry's ``info``) or
+  ``{'paginate': True}`` (needs ``since``; returns newest first).
 * aiohttp retries an idempotent request (GET, DELETE - so Binance cancels too)
   once when the server drops the connection: a one-shot ``disconnect`` fault on
   those is invisible to ccxt; queue ``count=2`` to surface ``ExchangeNotAvailable``.
@@ -64,7 +82,15 @@ ccxt behaviours worth knowing (ccxt 4.5.90, all exercised in tests/emulator_test
 from tests.emulator.faults import Fault, FaultKind, FaultRule, FaultScript
 from tests.emulator.markets import MarketDef, default_markets
 from tests.emulator.server import Emulator
-from tests.emulator.state import FeeSchedule, Fill, Order, OrderStatus, Permissions, Position
+from tests.emulator.state import (
+    FeeSchedule,
+    Fill,
+    FundingPayment,
+    Order,
+    OrderStatus,
+    Permissions,
+    Position,
+)
 
 __all__ = [
     "Emulator",
@@ -74,6 +100,7 @@ __all__ = [
     "FaultScript",
     "FeeSchedule",
     "Fill",
+    "FundingPayment",
     "MarketDef",
     "Order",
     "OrderStatus",

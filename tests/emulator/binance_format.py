@@ -14,7 +14,7 @@ from typing import Any
 from tests.emulator.common import fmt
 from tests.emulator.engine import Engine
 from tests.emulator.markets import MarketDef, decimals_of
-from tests.emulator.state import Account, Fill, Order, Position, TimeInForce
+from tests.emulator.state import Account, Fill, FundingPayment, Order, Position, TimeInForce
 
 __all__ = [
     "exchange_info",
@@ -22,6 +22,7 @@ __all__ = [
     "futures_balance",
     "futures_order",
     "futures_symbol",
+    "income_item",
     "position_risk_v2",
     "position_risk_v3",
     "spot_account",
@@ -554,4 +555,24 @@ def position_risk_v2(engine: Engine, acct: Account, m: MarketDef, pos: Position)
         "updateTime": c["updateTime"],
         "isolated": isolated,
         "adlQuantile": 0,
+    }
+
+
+# -- income -------------------------------------------------------------------------
+def income_item(m: MarketDef, payment: FundingPayment) -> dict[str, Any]:
+    """One ``GET /fapi/v1/income`` entry for a funding fee.
+
+    ``income`` is the wallet change (negative = paid). ``time`` and ``tranId``
+    are JSON integers as Binance documents them (the ccxt fixture stringifies
+    every number); ``tradeId`` is an empty string.
+    """
+    return {
+        "symbol": m.id,
+        "incomeType": "FUNDING_FEE",
+        "income": fmt(payment.amount, 8),
+        "asset": m.quote,
+        "time": payment.time_ms,
+        "info": "FUNDING_FEE",
+        "tranId": payment.payment_id,
+        "tradeId": "",
     }

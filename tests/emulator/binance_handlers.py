@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["BinanceHandlers"]
 
 ZERO = Decimal(0)
+WEEK_MS = 7 * 86_400_000
 _TIF = {
     "GTC": TimeInForce.GTC,
     "IOC": TimeInForce.IOC,
@@ -45,6 +46,17 @@ _TRANSFER = {
 
 def _kind(ctx: RequestContext) -> str:
     return "linear" if ctx.request.path.startswith("/fapi") else "spot"
+
+
+def _opt_int(params: dict[str, Any], name: str) -> int | None:
+    """An optional integer parameter; malformed is -1102."""
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(str(raw))
+    except ValueError:
+        raise Rejected(Reject.BAD_PARAM, name) from None
 
 
 class BinanceHandlers:
@@ -73,6 +85,7 @@ class BinanceHandlers:
             Route("DELETE", "/api/v3/openOrders", self.cancel_all, True),
             Route("DELETE", "/fapi/v1/allOpenOrders", self.cancel_all, True),
             Route("GET", "/fapi/v1/premiumIndex", self.premium_index),
+            Route("GET", "/fapi/v1/income", self.income, True),
             Route("GET", "/fapi/v1/leverageBracket", self.leverage_bracket, True),
             Route("GET", "/fapi/v2/account", self.futures_account, True),
             Route("GET", "/fapi/v3/account", self.futures_account, True),
@@ -215,13 +228,44 @@ class BinanceHandlers:
                     "markPrice": fmt(mark, 8),
                     "indexPrice": fmt(ctx.engine.mid(m), 8),
                     "estimatedSettlePrice": fmt(mark, 8),
-                    "lastFundingRate": "0.00010000",
+                    "lastFundingRate": fmt(ctx.engine.funding_rate(m.symbol), 8),
                     "interestRate": "0.00010000",
                     "nextFundingTime": next_funding,
                     "time": ctx.now_ms,
                 }
             )
         return self._one_or_list(ctx, items)
+
+    # -- income -------------------------------------------------------------------------
+    async def income(self, ctx: RequestContext) -> web.Response:
+        """``GET /fapi/v1/income`` - funding fees only (ccxt ``fetchFundingHistory``).
+
+        Without ``startTime`` and ``endTime`` the last 7 days; with one of them
+        the range is open on the other side. Ascending by time; ``limit``
+        (default 100, at most 1000) cuts from the oldest, ``page`` (from 1)
+        skips whole pages. Another ``incomeType`` answers ``[]``: only
+        ``FUNDING_FEE`` is modelled.
+        """
+        p = ctx.params
+        limit = _opt_int(p, "limit")
+        limit = 100 if limit is None else limit
+        if not 1 <= limit <= 1000:
+            return error(-1130, "Data sent for parameter 'limit' is not valid.")
+        page = _opt_int(p, "page")
+        page = 1 if page is None else page
+        if page < 1:
+            return error(-1130, "Data sent for parameter 'page' is not valid.")
+        market = self._market(ctx, required=False)
+        income_type = p.get("incomeType")
+        if income_type and income_type != "FUNDING_FEE":
+            return json_response([])
+        start, end = _opt_int(p, "startTime"), _opt_int(p, "endTime")
+        if start is None and end is None:
+            start, end = ctx.now_ms - WEEK_MS, ctx.now_ms
+        payments = ctx.acct.funding_payments_between(market.symbol if market else None, start, end)
+        offset = (page - 1) * limit
+        chosen = payments[offset : offset + limit]
+        return json_response([bf.income_item(ctx.engine.markets[f.symbol], f) for f in chosen])
 
     # -- orders ---------------------------------------------------------------------
     async def new_order(self, ctx: RequestContext) -> web.Response:

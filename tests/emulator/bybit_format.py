@@ -6,20 +6,31 @@ integers. Empty values are ``""`` rather than ``null``.
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 from typing import Any
 
 from tests.emulator.common import fmt
 from tests.emulator.engine import Engine
 from tests.emulator.markets import MarketDef, decimals_of
-from tests.emulator.state import Account, Order, OrderStatus, Position, TimeInForce
+from tests.emulator.state import (
+    Account,
+    Fill,
+    FundingPayment,
+    Order,
+    OrderStatus,
+    Position,
+    TimeInForce,
+)
 
 __all__ = [
     "envelope",
+    "funding_execution",
     "instrument",
     "order_item",
     "position_item",
     "ticker",
+    "trade_execution",
     "wallet_balance",
 ]
 
@@ -141,7 +152,7 @@ def ticker(engine: Engine, m: MarketDef, now: int) -> dict[str, Any]:
         "prevPrice1h": _px(m, mid),
         "openInterest": "10000",
         "openInterestValue": fmt(mark * 10000, 2),
-        "fundingRate": "0.0001",
+        "fundingRate": fmt(engine.funding_rate(m.symbol)),
         "nextFundingTime": str(next_funding),
         "predictedDeliveryPrice": "",
         "basisRate": "",
@@ -356,3 +367,109 @@ def wallet_balance(engine: Engine, acct: Account) -> dict[str, Any]:
             }
         ]
     }
+
+
+# -- executions (/v5/execution/list) ---------------------------------------------------
+def funding_execution(m: MarketDef, payment: FundingPayment) -> dict[str, Any]:
+    """One ``execType=Funding`` entry of ``/v5/execution/list``.
+
+    ``execFee`` is what the account paid (positive = paid, the opposite sign
+    of the wallet change); ``side`` is the position's (``Buy`` = long);
+    ``execPrice`` is the mark price and ``execValue`` the position value at it.
+    """
+    return {
+        "symbol": m.id,
+        "orderType": "UNKNOWN",
+        "underlyingPrice": "",
+        "orderLinkId": "",
+        "orderId": payment.order_id,
+        "stopOrderType": "UNKNOWN",
+        "execTime": str(payment.time_ms),
+        "feeCurrency": "",
+        "createType": "",
+        "feeRate": fmt(payment.rate),
+        "tradeIv": "",
+        "blockTradeId": "",
+        "markPrice": _px(m, payment.mark_price),
+        "execPrice": _px(m, payment.mark_price),
+        "markIv": "",
+        "orderQty": "0",
+        "orderPrice": "0",
+        "execValue": fmt(payment.notional),
+        "closedSize": "0",
+        "execType": "Funding",
+        "seq": str(payment.seq),
+        "side": "Buy" if payment.qty > 0 else "Sell",
+        "indexPrice": "",
+        "leavesQty": "0",
+        "isMaker": False,
+        "execFee": fmt(payment.fee),
+        "execId": payment.exec_id,
+        "marketUnit": "",
+        "execQty": _qty(m, abs(payment.qty)),
+    }
+
+
+def trade_execution(fill: Fill, order: Order, fee_rate: Decimal) -> dict[str, Any]:
+    """One ``execType=Trade`` entry of ``/v5/execution/list`` (spot or linear).
+
+    ``markPrice`` of a linear fill is its own price (the emulator keeps no mark
+    history); ``leavesQty`` is what the order had left after this fill.
+    """
+    m = order.market
+    contract = m.is_contract
+    done = ZERO
+    for f in order.fills:
+        done += f.qty
+        if f.trade_id == fill.trade_id:
+            break
+    if order.order_type == "MARKET":
+        order_price = order.extra.get("protectPrice", "0")
+    else:
+        order_price = _px(m, order.price or ZERO)
+    item: dict[str, Any] = {
+        "symbol": m.id,
+        "orderType": order.order_type.title(),
+        "underlyingPrice": "",
+        "orderLinkId": order.client_id,
+        "orderId": order.order_id,
+        "stopOrderType": "UNKNOWN" if contract else "",
+        "execTime": str(fill.time_ms),
+        "feeCurrency": "" if contract else fill.fee_asset,
+    }
+    if contract:
+        item["createType"] = "CreateByUser"
+    item.update(
+        {
+            "feeRate": fmt(fee_rate),
+            "tradeIv": "",
+            "blockTradeId": "",
+            "markPrice": _px(m, fill.price) if contract else "",
+            "execPrice": _px(m, fill.price),
+            "markIv": "",
+            "orderQty": (
+                fmt(order.quote_qty) if order.quote_qty is not None else _qty(m, order.qty)
+            ),
+            "orderPrice": order_price,
+            "execValue": fmt(fill.quote_qty),
+            "closedSize": _qty(m, fill.closed_qty) if contract else "",
+            "execType": "Trade",
+            "seq": str(fill.trade_id),
+            "side": fill.side.value.title(),
+            "indexPrice": "",
+            "leavesQty": _qty(m, max(ZERO, order.qty - done)),
+            "isMaker": fill.is_maker,
+            "execFee": fmt(fill.fee),
+            "execId": execution_id(fill, contract),
+            "marketUnit": order.extra.get("marketUnit", ""),
+            "execQty": _qty(m, fill.qty),
+        }
+    )
+    return item
+
+
+def execution_id(fill: Fill, contract: bool) -> str:
+    """A fill's stable ``execId``: a UUID for linear, a long number for spot (like Bybit)."""
+    if contract:
+        return str(uuid.uuid5(uuid.NAMESPACE_OID, f"hedgekeeper-emulator-exec-{fill.trade_id}"))
+    return str(2_100_000_000_000_000_000 + fill.trade_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote
 
 from aiohttp import web
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["BybitHandlers"]
 
 ZERO = Decimal(0)
+WEEK_MS = 7 * 86_400_000
 _TIF = {
     "GTC": TimeInForce.GTC,
     "IOC": TimeInForce.IOC,
@@ -34,6 +36,21 @@ _WALLET = {"UNIFIED": "spot", "SPOT": "spot", "CONTRACT": "spot", "FUND": "fundi
 
 def _truthy(value: Any) -> bool:
     return value is True or str(value).lower() == "true"
+
+
+def _parse_cursor(raw: str) -> tuple[int, int] | None:
+    """``execTime:seq`` of the last entry already sent; Bybit cursors arrive URL-encoded."""
+    text = raw
+    for _ in range(3):  # the cursor is sent pre-encoded and clients may encode it again
+        if "%" not in text:
+            break
+        text = unquote(text)
+    if not text:
+        return None
+    time_ms, sep, seq = text.partition(":")
+    if not sep:
+        raise ValueError("cursor invalid")
+    return int(time_ms), int(seq)
 
 
 class BybitHandlers:
@@ -54,6 +71,7 @@ class BybitHandlers:
             Route("GET", "/v5/position/list", self.positions, True),
             Route("GET", "/v5/order/realtime", self.realtime, True),
             Route("GET", "/v5/order/history", self.history, True),
+            Route("GET", "/v5/execution/list", self.executions, True),
             Route("GET", "/v5/asset/transfer/query-account-coins-balance", self.fund_balance, True),
             Route("POST", "/v5/order/create", self.create, True),
             Route("POST", "/v5/order/cancel", self.cancel, True),
@@ -216,6 +234,70 @@ class BybitHandlers:
                 if market is not None or pos.qty != 0:
                     items.append(yf.position_item(ctx.engine, acct, m, pos))
         return self._ok(ctx, {"list": items, "nextPageCursor": "", "category": "linear"})
+
+    # -- executions ---------------------------------------------------------------------
+    async def executions(self, ctx: RequestContext) -> web.Response:
+        """``/v5/execution/list``: fills (``execType=Trade``) and funding fees (``Funding``).
+
+        No ``execType`` lists both, like Bybit; other types (AdlTrade, BustTrade,
+        Settle) are not modelled and list nothing. Time window: neither
+        ``startTime`` nor ``endTime`` -> the last 7 days; one of them -> 7 days
+        from/until it; both -> at most 7 days apart, else retCode 10001.
+        Newest first; ``limit`` 1-100 (default 50; ccxt's ``size`` is ignored, as
+        by Bybit); ``nextPageCursor`` continues after the page's last entry and
+        is ``""`` on the last page.
+        """
+        p = ctx.params
+        category = self._category(ctx)
+        market = self._market(ctx, required=False)
+        try:
+            limit = int(str(p.get("limit") or 50))
+            start = int(str(p["startTime"])) if p.get("startTime") else None
+            end = int(str(p["endTime"])) if p.get("endTime") else None
+            after = _parse_cursor(str(p.get("cursor") or ""))
+        except ValueError as exc:
+            return bybit_error(10001, f"params error: {exc}", ctx.now_ms)
+        if not 1 <= limit <= 100:
+            return bybit_error(10001, "params error: limit must be in [1, 100]", ctx.now_ms)
+        if start is None and end is None:
+            start, end = ctx.now_ms - WEEK_MS, ctx.now_ms
+        elif end is None:
+            assert start is not None
+            end = start + WEEK_MS
+        elif start is None:
+            start = end - WEEK_MS
+        if end < start or end - start > WEEK_MS:
+            return bybit_error(
+                10001,
+                "params error: The time range between startTime and endTime cannot exceed 7 days",
+                ctx.now_ms,
+            )
+        exec_type = p.get("execType") or None
+        entries: list[tuple[int, int, dict[str, Any]]] = []
+        symbol = market.symbol if market else None
+        if exec_type in (None, "Funding") and category == "linear":
+            for f in ctx.acct.funding_payments_between(symbol, start, end):
+                m = ctx.engine.markets[f.symbol]
+                entries.append((f.time_ms, f.seq, yf.funding_execution(m, f)))
+        if exec_type in (None, "Trade"):
+            orders = {o.order_id: o for o in ctx.acct.orders}
+            for fill in ctx.acct.fills:
+                order = orders[fill.order_id]
+                if order.market.kind != category or (symbol and fill.symbol != symbol):
+                    continue
+                if not start <= fill.time_ms <= end:
+                    continue
+                rate = ctx.engine.fees.rate(order.market, fill.is_maker)
+                entries.append((fill.time_ms, fill.trade_id, yf.trade_execution(fill, order, rate)))
+        entries.sort(key=lambda e: (e[0], e[1]), reverse=True)
+        if after is not None:
+            entries = [e for e in entries if (e[0], e[1]) < after]
+        page, rest = entries[:limit], entries[limit:]
+        cursor = quote(f"{page[-1][0]}:{page[-1][1]}", safe="") if page and rest else ""
+        return self._ok(
+            ctx,
+            {"nextPageCursor": cursor, "category": category, "list": [e[2] for e in page]},
+        )
 
     # -- orders -----------------------------------------------------------------------
     def _select(self, ctx: RequestContext, history: bool) -> list[Order]:

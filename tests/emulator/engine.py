@@ -3,7 +3,8 @@
 There is no order book. Each market has a mid price and a spread; market orders
 and crossing limit orders fill immediately at the touch (taker), other limits
 rest and fill at their own price (maker) when :meth:`Engine.set_price` moves
-the market through them. Everything is synchronous and deterministic: order ids
+the market through them. :meth:`Engine.settle_funding` books funding fees on
+open perpetual positions. Everything is synchronous and deterministic: order ids
 come from a seeded generator.
 """
 
@@ -14,7 +15,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from tests.emulator.margin import MarginModel
 from tests.emulator.markets import MarketDef, floor_to_step, is_multiple
@@ -22,6 +23,7 @@ from tests.emulator.state import (
     Account,
     FeeSchedule,
     Fill,
+    FundingPayment,
     Order,
     OrderRequest,
     OrderStatus,
@@ -36,6 +38,9 @@ __all__ = ["Engine", "FeeSchedule", "OrderRequest", "VenueRules"]
 
 ZERO = Decimal(0)
 TEN_THOUSAND = Decimal(10000)
+#: The rate both venues show before any settlement (0.01 % per 8 hours).
+DEFAULT_FUNDING_RATE = Decimal("0.0001")
+_FUNDING_QUANTUM = Decimal("0.00000001")
 
 
 @dataclass
@@ -68,6 +73,11 @@ class Engine:
         self._next_order = 4_000_000_000 + self._rng.randrange(1_000_000)
         self._next_trade = 100_000 + self._rng.randrange(1_000_000)
         self._client_id_re = re.compile(rules.client_id_pattern)
+        #: Current funding rate per perpetual (unified symbol); see :meth:`funding_rate`.
+        self.funding_rates: dict[str, Decimal] = {}
+        # A generator of its own, so that settling funding leaves order ids unchanged.
+        self._funding_rng = random.Random(f"funding-{seed}")
+        self._next_funding_id = 8_082_457_000_000_000_000 + self._funding_rng.randrange(10**12)
         self.margin = MarginModel(self.markets, self.mark, rules.default_leverage)
 
     # -- markets and prices ------------------------------------------------
@@ -133,6 +143,70 @@ class Engine:
         """Mark price: the explicit mark if set, else the mid."""
         state = self._price_state(self.markets[symbol])
         return state.mark if state.mark is not None else state.mid
+
+    # -- funding fees ---------------------------------------------------------
+    def funding_rate(self, symbol: str) -> Decimal:
+        """The perpetual's current (last settled) funding rate; 0.0001 before any."""
+        return self.funding_rates.get(symbol, DEFAULT_FUNDING_RATE)
+
+    def settle_funding(
+        self, symbol: str, rate: Decimal, at_ms: int | None = None
+    ) -> list[FundingPayment]:
+        """Book one funding settlement of a perpetual at its mark price.
+
+        Every non-zero position (one-way ``BOTH`` or hedge-mode ``LONG`` /
+        ``SHORT``) of every account pays ``qty * mark * rate`` (a long pays when
+        the rate is positive, a short receives): the futures wallet changes by
+        ``-qty * mark * rate`` rounded to 8 decimals, and a
+        :class:`FundingPayment` is recorded on the account. The market's
+        current funding rate becomes ``rate``. Returns the new payments.
+        """
+        market = self.markets.get(symbol)
+        if market is None:
+            raise KeyError(f"unknown symbol {symbol!r}")
+        if not market.is_contract:
+            raise ValueError(f"{symbol} is not a perpetual")
+        if symbol not in self._prices:
+            raise KeyError(f"no price set for {symbol}")
+        mark = self.mark(symbol)
+        when = self.clock() if at_ms is None else at_ms
+        self.funding_rates[symbol] = rate
+        payments: list[FundingPayment] = []
+        for acct in self.accounts.values():
+            for pos in list(acct.positions.values()):
+                if pos.symbol != symbol or pos.qty == 0:
+                    continue
+                amount = (-pos.qty * mark * rate).quantize(_FUNDING_QUANTUM, ROUND_HALF_EVEN)
+                payment = FundingPayment(
+                    payment_id=self._new_funding_id(),
+                    exec_id=self._new_uuid(),
+                    order_id=self._new_uuid(),
+                    seq=self._new_seq(),
+                    api_key=acct.api_key,
+                    symbol=symbol,
+                    position_side=pos.position_side,
+                    time_ms=when,
+                    rate=rate,
+                    mark_price=mark,
+                    qty=pos.qty,
+                    amount=amount if amount != 0 else ZERO,
+                )
+                acct.add_collateral(payment.amount)
+                acct.funding_payments.append(payment)
+                payments.append(payment)
+        return payments
+
+    def _new_funding_id(self) -> int:
+        self._next_funding_id += 1 + self._funding_rng.randrange(1000)
+        return self._next_funding_id
+
+    def _new_uuid(self) -> str:
+        return str(uuid.UUID(int=self._funding_rng.getrandbits(128), version=4))
+
+    def _new_seq(self) -> int:
+        """The next number of the counter shared by fills (trade id) and funding (seq)."""
+        self._next_trade += 1
+        return self._next_trade
 
     def _price_state(self, market: MarketDef) -> _PriceState:
         if market.symbol not in self._prices:
@@ -357,16 +431,19 @@ class Engine:
                 return
         rate = self.fees.rate(market, is_maker)
         now = self.clock()
+        closed = ZERO
         if market.is_contract:
             fee, fee_asset = qty * price * rate, market.quote
+            held = acct.position(market.symbol, order.position_side).qty
+            if held != 0 and (held > 0) != (order.side is Side.BUY):
+                closed = min(qty, abs(held))
             pnl = self._apply_position(acct, order, qty, price, now)
             acct.add_collateral(pnl - fee)
         else:
             pnl = ZERO
             fee, fee_asset = self._apply_spot(acct, order, qty, price, rate)
-        self._next_trade += 1
         fill = Fill(
-            self._next_trade,
+            self._new_seq(),
             order.order_id,
             market.symbol,
             order.side,
@@ -377,6 +454,7 @@ class Engine:
             is_maker,
             now,
             pnl,
+            closed,
         )
         order.fills.append(fill)
         acct.fills.append(fill)

@@ -24,7 +24,7 @@ from tests.emulator.common import AuthError, Dialect, RequestContext, RequestRec
 from tests.emulator.engine import Engine, FeeSchedule
 from tests.emulator.faults import Fault, FaultKind, FaultScript
 from tests.emulator.markets import MarketDef, default_markets
-from tests.emulator.state import Fill, Order, Permissions, Position, Rejected
+from tests.emulator.state import Fill, FundingPayment, Order, Permissions, Position, Rejected
 
 __all__ = ["Emulator"]
 
@@ -208,6 +208,25 @@ class Emulator:
         acct = self.engine.accounts[api_key]
         acct.permissions = Permissions(**{**acct.permissions.__dict__, **flags})
 
+    # -- funding fees -------------------------------------------------------------
+    def settle_funding(
+        self, symbol: str, rate: Number, at_ms: int | None = None
+    ) -> list[FundingPayment]:
+        """Settle funding fees of a perpetual (``"BTC/USDT:USDT"``) at its mark price.
+
+        Every account with a non-zero position (hedge-mode sides separately)
+        gets its futures wallet changed by ``-size * mark * rate`` (a long pays
+        a positive rate, a short receives it), rounded to 8 decimals, and a
+        :class:`FundingPayment` stamped ``at_ms`` (default: now). The market's
+        funding rate becomes ``rate`` (Binance ``premiumIndex.lastFundingRate``,
+        Bybit ``tickers.fundingRate``). Returns the payments booked.
+        """
+        return self.engine.settle_funding(symbol, _dec(rate), at_ms)
+
+    def funding_rate(self, symbol: str) -> Decimal:
+        """A perpetual's current funding rate (0.0001 until the first settlement)."""
+        return self.engine.funding_rate(symbol)
+
     # -- inspection -----------------------------------------------------------------
     def position(self, api_key: str, symbol: str, position_side: str = "BOTH") -> Position:
         """A copy of a position (flat when none)."""
@@ -245,6 +264,10 @@ class Emulator:
             for f in self.engine.accounts[api_key].fills
             if symbol is None or f.symbol == symbol
         ]
+
+    def funding_payments(self, api_key: str, symbol: str | None = None) -> list[FundingPayment]:
+        """Funding payments booked on a key, optionally for one perpetual, oldest first."""
+        return self.engine.accounts[api_key].funding_payments_between(symbol, None, None)
 
     def private_writes(self) -> list[RequestRecord]:
         """Logged private requests that change state (orders, settings, transfers)."""

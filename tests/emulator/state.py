@@ -17,6 +17,7 @@ __all__ = [
     "Account",
     "FeeSchedule",
     "Fill",
+    "FundingPayment",
     "Order",
     "OrderRequest",
     "OrderStatus",
@@ -129,11 +130,51 @@ class Fill:
     is_maker: bool
     time_ms: int
     realized_pnl: Decimal = ZERO
+    #: The part of ``qty`` that reduced an existing futures position (Bybit ``closedSize``).
+    closed_qty: Decimal = ZERO
 
     @property
     def quote_qty(self) -> Decimal:
         """Price times quantity."""
         return self.price * self.qty
+
+
+@dataclass(frozen=True)
+class FundingPayment:
+    """One funding-fee settlement of one futures position.
+
+    ``qty`` is the signed position size in base units at settlement and
+    ``amount`` the wallet change, ``-qty * mark_price * rate`` rounded to 8
+    decimals: negative when the account paid (a long at a positive rate), like
+    Binance ``income``. Bybit reports the opposite sign as ``execFee``
+    (:attr:`fee`).
+    """
+
+    #: Binance ``tranId``.
+    payment_id: int
+    #: Bybit ``execId`` and ``orderId`` (UUIDs).
+    exec_id: str
+    order_id: str
+    #: Bybit ``seq``; shares one counter with fill trade ids, so it is unique among both.
+    seq: int
+    api_key: str
+    symbol: str
+    position_side: str
+    time_ms: int
+    rate: Decimal
+    mark_price: Decimal
+    qty: Decimal
+    amount: Decimal
+
+    @property
+    def fee(self) -> Decimal:
+        """Bybit ``execFee``: positive when the account paid."""
+        return ZERO - self.amount
+
+    @property
+    def notional(self) -> Decimal:
+        """Absolute position value at the mark (Bybit ``execValue``)."""
+        return abs(self.qty) * self.mark_price
 
 
 @dataclass
@@ -242,6 +283,7 @@ class Account:
     orders: list[Order] = field(default_factory=list)
     fills: list[Fill] = field(default_factory=list)
     transfers: list[Transfer] = field(default_factory=list)
+    funding_payments: list[FundingPayment] = field(default_factory=list)
 
     # -- wallets ---------------------------------------------------------
     def collateral(self) -> Decimal:
@@ -287,6 +329,19 @@ class Account:
         return [
             o for o in self.orders if o.status.is_open and (symbol is None or o.symbol == symbol)
         ]
+
+    def funding_payments_between(
+        self, symbol: str | None, start_ms: int | None, end_ms: int | None
+    ) -> list[FundingPayment]:
+        """Funding payments in ``[start_ms, end_ms]`` (open ends: ``None``), oldest first."""
+        found = [
+            p
+            for p in self.funding_payments
+            if (symbol is None or p.symbol == symbol)
+            and (start_ms is None or p.time_ms >= start_ms)
+            and (end_ms is None or p.time_ms <= end_ms)
+        ]
+        return sorted(found, key=lambda p: (p.time_ms, p.seq))
 
     def leverage_of(self, symbol: str, default: int) -> int:
         """Leverage set for a symbol, or the venue default."""
