@@ -256,3 +256,48 @@ async def test_binance_hedge_mode_account_gets_short_side_orders(
         assert (await venue.fetch_positions([PERP]))[PERP].contracts == Decimal("-0.002")
     finally:
         await emu.stop()
+
+
+# -- funding ----------------------------------------------------------------------------
+
+
+async def test_funding_is_read_as_balance_changes_on_both_dialects(
+    emulator: Any, venues: Venues
+) -> None:
+    venue = venues.connect(emulator, read_only=True)  # a dry-run read: no write needed
+    await venue.load_markets([PERP, SPOT])
+    emulator.set_position(KEY, PERP, "-0.5")  # short 30,000 USD at 60,000
+    now_ms = emulator.now_ms()
+    emulator.settle_funding(PERP, "0.0001", at_ms=now_ms - 16 * 3_600_000)
+    emulator.settle_funding(PERP, "-0.0002", at_ms=now_ms - 8 * 3_600_000)
+    payments = await venue.fetch_funding([PERP], now_ms / 1000 - 86400, now_ms / 1000)
+    # The short received 3 and then paid 6, whatever sign the exchange reports them in
+    # (Binance income -> ccxt amount +3; Bybit execFee -> ccxt amount -3).
+    assert [p.amount for p in payments] == [Decimal(3), Decimal(-6)]
+    assert all(p.asset == "USDT" and p.symbol == PERP for p in payments)
+    assert len({p.id for p in payments}) == 2
+    later = await venue.fetch_funding([PERP], now_ms / 1000 - 12 * 3600, now_ms / 1000)
+    assert [p.id for p in later] == [payments[1].id], "since is honoured"
+    assert await venue.fetch_funding(["ETH/USDT:USDT"], 0, now_ms / 1000) == []
+    quote = (await venue.fetch_quotes([PERP]))[PERP]
+    assert quote.funding_rate == Decimal("-0.0002") and quote.next_funding_at is not None
+    assert emulator.private_writes() == []
+
+
+async def test_funding_reads_every_page_and_every_window(emulator: Any, venues: Venues) -> None:
+    venue = venues.connect(emulator)
+    await venue.load_markets([PERP])
+    emulator.set_position(KEY, PERP, "-0.5")
+    now_ms = emulator.now_ms()
+    hour = 3_600_000
+    # 120 hourly payments in the last 5 days (over a Bybit page of 100 - and over the
+    # 50 Bybit returns when asked with ccxt's own `size`), and 3 more 10-20 days ago
+    # (Bybit refuses a range over 7 days).
+    times = [now_ms - n * hour for n in range(1, 121)] + [
+        now_ms - d * 86_400_000 for d in (10, 15, 20)
+    ]
+    for at in sorted(times):
+        emulator.settle_funding(PERP, "0.0001", at_ms=at)
+    payments = await venue.fetch_funding([PERP], now_ms / 1000 - 21 * 86400, now_ms / 1000)
+    assert sorted(int(p.timestamp * 1000) for p in payments) == sorted(times)
+    assert len({p.id for p in payments}) == 123

@@ -133,6 +133,10 @@ class ExchangeProfile:
     spot_balance_type: bool = False
     # Binance futures tickers carry no bid/ask and no mark: use bookTicker + premiumIndex.
     contract_quotes: Literal["tickers", "mark-and-book"] = "tickers"
+    # Spot prices from the book ticker instead of 24 h tickers: Binance weighs a spot
+    # 24 h ticker request for a list of symbols as one for every symbol (cost 16 in
+    # ccxt's limiter, 0.8 s of waiting each cycle) and the book ticker 0.8 (40 ms).
+    spot_quotes: Literal["tickers", "book"] = "tickers"
     # Private endpoints that read with POST (refused in read-only mode otherwise).
     read_post_paths: frozenset[str] = frozenset()
     # Position mode can be read with ccxt fetch_position_mode; else from positions.
@@ -145,6 +149,9 @@ class ExchangeProfile:
     # Most entries per funding-history request, and the longest time range one takes.
     funding_page: int = 100
     funding_window_days: int = 7
+    # Send the page size under this name too: ccxt's Bybit sends ``size``, which Bybit
+    # ignores (it reads ``limit``, default 50), so a page would end at 50 unnoticed.
+    funding_limit_param: str | None = None
 
 
 _BINANCE = ExchangeProfile(
@@ -161,6 +168,7 @@ _BINANCE = ExchangeProfile(
     market_types_style="list",
     spot_balance_type=True,
     contract_quotes="mark-and-book",
+    spot_quotes="book",
     funding_field=("income", 1),
     funding_page=1000,
 )
@@ -185,6 +193,7 @@ PROFILES: Mapping[str, ExchangeProfile] = {
         market_types_style="list",
         position_mode_from_positions=True,
         funding_field=("execFee", -1),
+        funding_limit_param="limit",
     ),
     "okx": ExchangeProfile(
         contract_ids=ClientIdParams("clOrdId", "clOrdId", "clOrdId"),
