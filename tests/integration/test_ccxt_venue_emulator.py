@@ -22,6 +22,7 @@ from hedgekeeper.exceptions import (
     WriteForbiddenError,
 )
 from hedgekeeper.model import OrderRequest, OrderStatus, OrderType, Side
+from hedgekeeper.venues.ccxt_client import _family
 from hedgekeeper.venues.ccxt_venue import CcxtVenue
 
 emulator_module = pytest.importorskip("tests.emulator")
@@ -301,3 +302,35 @@ async def test_funding_reads_every_page_and_every_window(emulator: Any, venues: 
     payments = await venue.fetch_funding([PERP], now_ms / 1000 - 21 * 86400, now_ms / 1000)
     assert sorted(int(p.timestamp * 1000) for p in payments) == sorted(times)
     assert len({p.id for p in payments}) == 123
+
+
+async def test_binance_spot_and_futures_have_their_own_rate_limit_buckets(
+    venues: Venues,
+) -> None:
+    emu = Emulator("binance", {KEY: SECRET}, prices={"BTC/USDT": 60000})
+    await emu.start()
+    try:
+        emu.set_futures_wallet(KEY, 1000)
+        venue = venues.connect(emu)
+        venue.exchange.enableRateLimit = True  # this test is about the limiter
+        await venue.load_markets([PERP, SPOT])
+        client = venue._client
+        waits: list[tuple[str, float]] = []
+        family_throttle = venue.exchange.throttle
+
+        async def recording(cost: float | None = None) -> None:
+            waits.append((_family.get(), cost or 0.0))  # the bucket the request queues in
+            await family_throttle(cost)
+
+        venue.exchange.throttle = recording
+        await venue.fetch_balances()  # spot /api/v3/account: weight 20, ccxt cost 4
+        await venue.fetch_positions([PERP])  # /fapi/v3/positionRisk
+        await venue.fetch_quotes([SPOT, PERP])  # spot book ticker; futures mark + book
+        await venue.fetch_open_orders([PERP], "hk")
+        assert waits[0] == ("", 4) and waits[1] == ("fapi", 1)
+        spot = [cost for family, cost in waits if family == ""]
+        assert spot == [4, 0.8], "spot prices from the book ticker (0.8), not the 24 h one (16)"
+        assert {f for f, _ in waits} == {"", "fapi"}
+        assert client._throttlers[""] is not client._throttlers["fapi"]
+    finally:
+        await emu.stop()

@@ -8,6 +8,7 @@ imported when a client is built, never at module import.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -34,6 +35,8 @@ T = TypeVar("T")
 
 # Raw HTTP replies of the ccxt call running in this task, while someone collects them.
 _replies: ContextVar[list[Any] | None] = ContextVar("ccxt_replies", default=None)
+#: The rate-limit family of the ccxt request being sent (see ``rate_limit_split``).
+_family: ContextVar[str] = ContextVar("ccxt_rate_family", default="")
 
 
 class CcxtClient:
@@ -93,6 +96,25 @@ class CcxtClient:
         self._fetch2: Callable[..., Awaitable[Any]] = exchange.fetch2
         exchange.fetch2 = self._guarded_fetch2
         self.exchange: Any = exchange
+        self._split = ccxt_params.profile_for(exchange_id).rate_limit_split
+        self._throttlers: dict[str, Any] = {}
+        if self._split and rate_limit:
+            exchange.throttle = self._family_throttle
+
+    async def _family_throttle(self, cost: Any = None) -> Any:
+        """ccxt's leaky bucket, one per rate-limit family (ccxt has one per exchange)."""
+        family = _family.get()
+        throttler = self._throttlers.get(family)
+        if throttler is None:
+            from ccxt.async_support.base.throttler import Throttler
+
+            throttler = Throttler(self.exchange.tokenBucket, asyncio.get_running_loop())
+            self._throttlers[family] = throttler
+        return await throttler(cost)
+
+    def _family_of(self, api: Any) -> str:
+        name = str(api[0] if isinstance(api, list | tuple) and api else api or "")
+        return next((prefix for prefix in self._split if name.startswith(prefix)), "")
 
     async def _counted_fetch(
         self, url: str, method: str = "GET", headers: Any = None, body: Any = None
@@ -119,7 +141,12 @@ class CcxtClient:
         if isinstance(params, dict):
             # ccxt puts `orderId: None` in look-ups by client id (Bybit, BingX): never send it.
             params = {key: value for key, value in params.items() if value is not None}
-        return await self._fetch2(path, api or ["public"], method, params or {}, config or {})
+        token = _family.set(self._family_of(api)) if self._split else None
+        try:
+            return await self._fetch2(path, api or ["public"], method, params or {}, config or {})
+        finally:
+            if token is not None:
+                _family.reset(token)
 
     @contextmanager
     def collect_replies(self) -> Iterator[list[Any]]:

@@ -137,6 +137,11 @@ class ExchangeProfile:
     # 24 h ticker request for a list of symbols as one for every symbol (cost 16 in
     # ccxt's limiter, 0.8 s of waiting each cycle) and the book ticker 0.8 (40 ms).
     spot_quotes: Literal["tickers", "book"] = "tickers"
+    # API-name prefixes whose requests get a rate-limit bucket of their own. Binance
+    # counts weights per API (spot api.binance.com, USDⓈ-M fapi, COIN-M dapi …, each
+    # with its own per-minute limit), but ccxt keeps one bucket for all of them and
+    # so queues a futures read behind a spot one. Each bucket keeps ccxt's costs.
+    rate_limit_split: tuple[str, ...] = ()
     # Private endpoints that read with POST (refused in read-only mode otherwise).
     read_post_paths: frozenset[str] = frozenset()
     # Position mode can be read with ccxt fetch_position_mode; else from positions.
@@ -169,6 +174,7 @@ _BINANCE = ExchangeProfile(
     spot_balance_type=True,
     contract_quotes="mark-and-book",
     spot_quotes="book",
+    rate_limit_split=("fapi", "dapi", "papi", "eapi", "sapi"),
     funding_field=("income", 1),
     funding_page=1000,
 )

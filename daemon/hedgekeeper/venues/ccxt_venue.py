@@ -206,6 +206,11 @@ class CcxtVenue:
                     "fetch_bids_asks", partial(self.exchange.fetch_bids_asks, symbols)
                 ),
             )
+        elif kind == "spot" and profile.spot_quotes == "book":
+            books = await self._client.read(
+                "fetch_bids_asks", partial(self.exchange.fetch_bids_asks, symbols)
+            )
+            marks = {}
         else:
             books = await self._client.read(
                 "fetch_tickers", partial(self.exchange.fetch_tickers, symbols)
@@ -232,7 +237,9 @@ class CcxtVenue:
             windows = split_window(int(since * 1000), int(until * 1000), span_ms)
             while windows:
                 start, end = windows.pop()
-                params = {"type": "swap", "subType": sub_type, "until": end}
+                params: dict[str, Any] = {"type": "swap", "subType": sub_type, "until": end}
+                if profile.funding_limit_param:
+                    params[profile.funding_limit_param] = profile.funding_page
                 fetch = partial(
                     self.exchange.fetch_funding_history, None, start, profile.funding_page, params
                 )
