@@ -75,5 +75,13 @@ class Daemon:
         finally:
             db.close()
 
+    def journal_funding(self) -> list[dict[str, Any]]:
+        db = sqlite3.connect(self.state_dir / "journal.db")
+        db.row_factory = sqlite3.Row
+        try:
+            return [dict(row) for row in db.execute("SELECT * FROM funding ORDER BY at, id")]
+        finally:
+            db.close()
+
     def log_tail(self, n: int = 40) -> str:
         return "\n".join(self.raw[-n:])

@@ -112,6 +112,37 @@ async def test_testnet_hedges_trims_restarts_and_journals_every_order(
     assert len({o.client_id for o in emu.orders(KEY)}) == len(emu.orders(KEY))
 
 
+async def test_testnet_counts_the_hedges_funding_once_across_restarts(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    path = config(emu, "testnet", emu.dialect_name, tmp_path)
+    path.write_text("funding_poll_interval = 0.5\n" + path.read_text())
+    state = tmp_path / "state"
+    daemon = Daemon(path, state, credentials("TESTNET_"))
+    await daemon.start()
+    try:
+        await eventually(lambda: short(emu) == Decimal("0.5"), within=30)
+        emu.settle_funding(PERP, "0.0001")  # short 30,000 USD: receives 3 USDT
+        await eventually(lambda: bool(daemon.events("funding.settled")), within=30)
+        [settled] = daemon.events("funding.settled")
+        assert (settled["group"], settled["amount"], settled["amount_usd"]) == ("btc", "3", "3")
+        assert await daemon.stop() == 0
+    finally:
+        await daemon.kill()
+
+    again = Daemon(path, state, credentials("TESTNET_"))
+    await again.start()
+    try:
+        # Two funding reads later (the first reaches an hour back): nothing new.
+        await eventually(lambda: len(again.events("cycle.completed")) >= 6, within=30)
+        assert again.events("funding.settled") == []
+        assert await again.stop() == 0
+    finally:
+        await again.kill()
+    [row] = again.journal_funding()
+    assert (row["group_name"], Decimal(row["amount"]), row["asset"]) == ("btc", 3, "USDT")
+
+
 async def test_dry_run_hedges_real_balances_with_paper_orders_and_writes_nothing(
     emu: Emulator, tmp_path: Path
 ) -> None:
