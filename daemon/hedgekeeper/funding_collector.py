@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from hedgekeeper.exceptions import VenueError
@@ -32,7 +33,7 @@ __all__ = ["LOOKBACK_SECONDS", "OVERLAP_SECONDS", "FundingCollector"]
 
 #: Re-read this much before the last read's end: late postings are still found.
 OVERLAP_SECONDS = 3600.0
-#: The furthest back a read goes (Binance keeps 3 months of income; 30 days is ample).
+#: The furthest back a read goes, e.g. after the daemon was stopped for a long time.
 LOOKBACK_SECONDS = 30 * 86400.0
 
 
@@ -102,7 +103,7 @@ class FundingCollector:
             self.last_read_at = now
         return new
 
-    def _price(self, asset: str) -> Any:
+    def _price(self, asset: str) -> Decimal | None:
         """A USD price for a non-stablecoin settle asset (inverse perps), from the last cycle."""
         return self.engine.decider.last_prices.get(asset)
 

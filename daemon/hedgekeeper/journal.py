@@ -585,8 +585,9 @@ class Journal:
 
     def first_cycle_at(self) -> float | None:
         """When the first cycle of this journal started (epoch seconds)."""
-        row = self._db.execute("SELECT MIN(started_at) FROM cycles").fetchone()
-        return None if row is None or row[0] is None else float(row[0])
+        # By the primary key: MIN(started_at) would scan every cycle of months of running.
+        row = self._db.execute("SELECT started_at FROM cycles ORDER BY id LIMIT 1").fetchone()
+        return None if row is None else float(row[0])
 
     # -- the paper venue's own book ---------------------------------------------------------
 

@@ -267,7 +267,9 @@ class FundingPayment:
 
     id: str
     symbol: str
-    timestamp: float  # settlement time, epoch seconds
+    #: Epoch seconds: the settlement time at an exchange; the sim and paper venues,
+    #: whose settlements run on their own clocks, date a payment when they book it.
+    timestamp: float
     amount: Decimal
     asset: str
     rate: Decimal | None = None

@@ -9,6 +9,7 @@ negative = paid) but Bybit ``execFee`` (positive = paid).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -59,39 +60,40 @@ class Venue:
             await client.close()
 
 
-async def _venue(dialect: str) -> Venue:
+@asynccontextmanager
+async def _venue(dialect: str) -> AsyncIterator[Venue]:
+    """A started emulator of one dialect, both accounts with 10k USDT of futures margin."""
     emu = Emulator(dialect, SECRETS, prices=PRICES)
     await emu.start()
-    for key in SECRETS:
-        emu.set_futures_wallet(key, "10000")
-    return Venue(emu)
+    venue = Venue(emu)
+    try:
+        for key in SECRETS:
+            emu.set_futures_wallet(key, "10000")
+        yield venue
+    finally:
+        await venue.close()
+        await emu.stop()
 
 
 @pytest.fixture(params=["binance", "bybit"])
 async def venue(request: pytest.FixtureRequest) -> AsyncIterator[Venue]:
-    """Each dialect in turn, both accounts funded with 10k USDT of futures margin."""
-    v = await _venue(request.param)
-    yield v
-    await v.close()
-    await v.emu.stop()
+    """Each dialect in turn."""
+    async with _venue(request.param) as v:
+        yield v
 
 
 @pytest.fixture
 async def binance_venue() -> AsyncIterator[Venue]:
     """The Binance dialect only."""
-    v = await _venue("binance")
-    yield v
-    await v.close()
-    await v.emu.stop()
+    async with _venue("binance") as v:
+        yield v
 
 
 @pytest.fixture
 async def bybit_venue() -> AsyncIterator[Venue]:
     """The Bybit dialect only."""
-    v = await _venue("bybit")
-    yield v
-    await v.close()
-    await v.emu.stop()
+    async with _venue("bybit") as v:
+        yield v
 
 
 async def test_settle_and_fetch_funding_history(venue: Venue) -> None:
