@@ -2,7 +2,7 @@
 #   docker build -t hedgekeeper .
 #   docker run --rm hedgekeeper                      # the offline demo (sim venue, dry-run)
 #   docker compose -f deploy/docker-compose.yml up   # your configuration, secrets, state volume
-# Operating it: the README, section "Operations".
+# Operating it: docs/operations.md.
 
 # -- build: install the package and its dependencies into a virtualenv ----------------------------
 FROM python:3.11-slim AS build

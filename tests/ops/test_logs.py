@@ -73,7 +73,7 @@ def test_jq_recipes_work(daemon_log: tuple[Path, float, int]) -> None:
         assert result.returncode == 0, result.stderr
         return result.stdout.splitlines()
 
-    # The recipes of the README (Operations), on what journalctl -o cat would print.
+    # The recipes of docs/operations.md, on what journalctl -o cat would print.
     assert len(run(".")) == len(text.splitlines())
     decided = run('select(.event == "plan.decided") | {cycle, group, action, reason}')
     assert decided and all(json.loads(row)["cycle"] is not None for row in decided)
