@@ -366,6 +366,43 @@ CASES = [
 ]
 
 
+CASES.append(
+    Case(
+        "weex",
+        "weex",
+        "BTC/USDT:USDT",
+        "0.002",  # WEEX counts the base coin (BTC), not contracts of contractSize 0.0001
+        "0.001",
+        ("POST", "/capi/v3/order"),
+        {
+            "newClientOrderId": CLIENT_ID,
+            "side": "SELL",
+            "positionSide": "SHORT",
+            "quantity": "0.002",
+            "type": "MARKET",
+        },
+        # Reduce-only travels as the flag plus the side being closed.
+        {
+            "newClientOrderId": TRIM_ID,
+            "side": "BUY",
+            "positionSide": "SHORT",
+            "reduceOnly": True,
+            "quantity": "0.001",
+        },
+        (),
+        ("DELETE", "/capi/v3/order", {"origClientOrderId": CLIENT_ID}),
+        # No look-up by client id for WEEX contracts: the open orders are read first.
+        ("GET", "/capi/v3/openOrders", {"symbol": "BTCUSDT"}),
+        ("orderId", "origClientOrderId"),
+        (
+            ("createOrder", "create market swap order", "open", ("type",)),
+            ("cancelOrder", "cancel swap order", "cancel", ()),
+            ("fetchOpenOrders", "fetch open swap orders", "lookup", ("symbol",)),
+        ),
+    )
+)
+
+
 def assert_params(sent: Sent, expected: Mapping[str, Any], absent: tuple[str, ...]) -> None:
     params = sent.params
     for key, value in expected.items():

@@ -28,6 +28,7 @@ from hedgekeeper.model import (
     Side,
 )
 from hedgekeeper.venues.base import to_decimal
+from hedgekeeper.venues.ccxt_params import AmountUnit
 
 __all__ = [
     "PARSE_ERRORS",
@@ -91,8 +92,15 @@ def _step(value: Any, precision_mode: int) -> Decimal | None:
     raise VenueConfigError(f"precision mode {precision_mode} (significant digits) has no step")
 
 
-def market_spec(market: Mapping[str, Any], precision_mode: int) -> MarketSpec | None:
-    """Normalise a ccxt market; ``None`` for kinds the daemon does not trade (options)."""
+def market_spec(
+    market: Mapping[str, Any], precision_mode: int, unit: AmountUnit = AmountUnit.CONTRACTS
+) -> MarketSpec | None:
+    """Normalise a ccxt market; ``None`` for kinds the daemon does not trade (options).
+
+    Where ccxt amounts are in the base coin (``unit`` BASE, WEEX) a contract is one
+    base unit whatever ccxt's ``contractSize`` says, so that orders, positions and
+    exposure all count the same thing (see :func:`signed_contracts`).
+    """
     if market.get("spot"):
         kind = MarketKind.SPOT
     elif market.get("option"):
@@ -109,6 +117,8 @@ def market_spec(market: Mapping[str, Any], precision_mode: int) -> MarketSpec | 
     if amount_step is None or amount_step <= 0:
         raise VenueConfigError(f"{market.get('symbol')}: market has no amount precision")
     contract_size = market.get("contractSize") if market.get("contract") else None
+    if unit is AmountUnit.BASE and kind is MarketKind.LINEAR:
+        contract_size = 1
     return MarketSpec(
         symbol=str(market["symbol"]),
         kind=kind,
@@ -123,22 +133,44 @@ def market_spec(market: Mapping[str, Any], precision_mode: int) -> MarketSpec | 
     )
 
 
-def signed_contracts(position: Mapping[str, Any]) -> Decimal:
+def signed_contracts(
+    position: Mapping[str, Any], unit: AmountUnit = AmountUnit.CONTRACTS
+) -> Decimal:
     """ccxt ``contracts`` signed by ``side``: the one place positions become numbers.
 
     ccxt counts contracts in the unit its orders use: base units (contract size
     1) on Binance and Bybit linear markets, contracts on OKX, MEXC and inverse
-    markets. Raises ``ValueError`` when the reply does not say enough.
+    markets. WEEX (``unit`` BASE) is the trap: ccxt's ``contracts`` is the venue's
+    size in the base coin (0.036 ETH) while its ``contractSize`` is the contract
+    value (0.001), so ``contracts × contractSize`` is *not* the position. The size
+    is taken as base units (our WEEX market specs count contracts of 1 base unit)
+    and must equal the venue's own ``size`` field: if ccxt ever converts it (to
+    venue contracts, say), the read fails instead of hedging 1000x off.
+    Raises ``ValueError`` when the reply does not say enough.
     """
     contracts = to_decimal(position["contracts"])
     if contracts == 0:
         return Decimal(0)
+    if unit is AmountUnit.BASE:
+        _check_base_size(abs(contracts), position)
     side = position.get("side")
     if side == "short":
         return -abs(contracts)
     if side == "long":
         return abs(contracts)
     raise ValueError(f"position of {contracts} contracts without a side")
+
+
+def _check_base_size(size: Decimal, position: Mapping[str, Any]) -> None:
+    info = position.get("info")
+    raw = info.get("size") if isinstance(info, Mapping) else None
+    if raw in (None, ""):
+        raise ValueError(f"position without the venue's base-coin size: {str(info)[:200]}")
+    if abs(to_decimal(raw)) != size:
+        raise ValueError(
+            f"position of {size} contracts is not the venue's size {raw} in the base coin; "
+            "ccxt's unit for this exchange changed"
+        )
 
 
 def check_balance_reply(exchange_id: str, reply: Any) -> None:
@@ -174,6 +206,8 @@ def check_positions_reply(exchange_id: str, reply: Any) -> None:
         entries, amount_key = (reply or {}).get("result", {}).get("list"), "size"
     elif exchange_id == "okx":
         entries, amount_key = (reply or {}).get("data"), "pos"
+    elif exchange_id == "weex":
+        entries, amount_key = reply, "size"
     else:
         if not isinstance(reply, dict | list):
             raise ValueError(f"positions reply is {type(reply).__name__}")
@@ -194,12 +228,16 @@ def _is_number(value: Any) -> bool:
 
 
 def positions(
-    symbols: Iterable[str], raw: Any, usd_margined: Container[str] = ()
+    symbols: Iterable[str],
+    raw: Any,
+    usd_margined: Container[str] = (),
+    unit: AmountUnit = AmountUnit.CONTRACTS,
 ) -> dict[str, Position]:
     """Positions of ``symbols`` from a ccxt ``fetch_positions`` reply; absent means flat.
 
     Collateral and maintenance margin are reported in USD only for the
     ``usd_margined`` symbols (settled in a stablecoin); inverse ones are in coin.
+    ``unit`` is what ccxt's ``contracts`` counts (see :func:`signed_contracts`).
     """
     if not isinstance(raw, list):
         raise TypeError(f"expected a list of positions, got {type(raw).__name__}")
@@ -209,7 +247,7 @@ def positions(
     result: dict[str, Position] = {}
     for symbol in symbols:
         entries = found.get(symbol, [])
-        signed = [(signed_contracts(entry), entry) for entry in entries]
+        signed = [(signed_contracts(entry, unit), entry) for entry in entries]
         total = sum((contracts for contracts, _ in signed), Decimal(0))
         # Prices come from the leg that holds the position (hedge mode has two legs).
         main: Mapping[str, Any] = max(signed, key=lambda item: abs(item[0]), default=(0, {}))[1]

@@ -25,6 +25,13 @@ look-up by client id | test environment:
   ``order/cancel_with_external`` | none.
 * bitget: ``clientOid`` | ``reduceOnly=YES`` | ``force=post_only`` |
   ``clientOid`` | paper trading (``set_sandbox_mode`` adds ``PAPTRADING: 1``).
+* weex: ``newClientOrderId`` | ``"reduceOnly":true`` with ``"positionSide":"SHORT"``
+  (every contract order names the short side, in both position modes) | none (no
+  post-only orders) | no look-up by client id for contracts: open orders, then the
+  order history, scanned for the id; cancel by ``origClientOrderId`` | refused
+  (ccxt's WEEX demo mode is not request-tested here). Amounts and position
+  sizes are in the base coin although ccxt's ``contractSize`` is the venue's
+  contract value (:attr:`AmountUnit.BASE`).
 
 (*) binance, binanceusdm, binancecoinm. Spot orders use other spellings where
 noted in :data:`PROFILES`. bitget is configured from ccxt's source but not
@@ -46,6 +53,7 @@ from hedgekeeper.model import OrderRequest, OrderType
 
 __all__ = [
     "PROFILES",
+    "AmountUnit",
     "ClientIdParams",
     "Environment",
     "ExchangeProfile",
@@ -61,6 +69,7 @@ __all__ = [
     "lookup_params",
     "market_types_option",
     "order_params",
+    "position_mode_params",
     "profile_for",
     "reduce_only_exempt_from_min_notional",
     "replace_api_host",
@@ -85,6 +94,19 @@ class LookupMethod(enum.StrEnum):
 
     UNIFIED = "unified"  # ccxt fetch_order / cancel_order with the client-id parameter
     MEXC_EXTERNAL = "mexc-external"  # MEXC contract: order/external and cancel_with_external
+    # WEEX contracts: ccxt's fetch_order needs the exchange id, so the open orders and
+    # then the order history are searched for the client id.
+    SCAN = "scan"
+
+
+class AmountUnit(enum.StrEnum):
+    """What ccxt order amounts and position ``contracts`` count on an exchange."""
+
+    # Contracts of the market's ``contractSize`` (base units where that is 1).
+    CONTRACTS = "contracts"
+    # The base coin, whatever ``contractSize`` says: WEEX's ``contractSize`` is the
+    # venue's contract value (0.001 ETH) but orders and positions are in ETH.
+    BASE = "base"
 
 
 class MarginScope(enum.StrEnum):
@@ -157,6 +179,16 @@ class ExchangeProfile:
     # Send the page size under this name too: ccxt's Bybit sends ``size``, which Bybit
     # ignores (it reads ``limit``, default 50), so a page would end at 50 unnoticed.
     funding_limit_param: str | None = None
+    # Unit of ccxt amounts and positions (see AmountUnit); BASE makes a contract 1 base unit.
+    amount_unit: AmountUnit = AmountUnit.CONTRACTS
+    # Whether post-only orders exist (the maker execution style needs them).
+    supports_post_only: bool = True
+    # Whether fetch_positions takes {'subType': ...} (WEEX forwards unknown parameters).
+    positions_sub_type: bool = True
+    # Why a test environment that ccxt offers is refused here (shown to the user).
+    test_env_refusal: str | None = None
+    # set_position_mode needs the margin mode too (WEEX sets both in one request).
+    position_mode_needs_margin: bool = False
 
 
 _BINANCE = ExchangeProfile(
@@ -255,6 +287,29 @@ PROFILES: Mapping[str, ExchangeProfile] = {
         market_types_style="list-swap",
         spot_balance_type=True,
     ),
+    "weex": ExchangeProfile(
+        # ccxt sends clientOrderId as newClientOrderId and, on cancel, origClientOrderId.
+        reduce_only='"reduceOnly":true with "positionSide":"SHORT"',
+        post_only="none",
+        supports_post_only=False,
+        lookup=LookupMethod.SCAN,
+        lookup_unverified=False,
+        # ccxt derives positionSide from side and reduceOnly (sell -> SHORT, reduce-only
+        # buy -> SHORT); naming it keeps a buy on the short side even without the flag,
+        # where in hedge mode it would otherwise open a long.
+        hedge_short={"positionSide": "SHORT"},
+        testnet=TestEnv.NONE,
+        demo=TestEnv.NONE,
+        test_env_refusal=(
+            "ccxt's WEEX demo mode (capi/v3/sim endpoints, swap only, SUSDT) is not "
+            "request-tested by hedgekeeper; use dry-run (paper orders on live data) instead"
+        ),
+        # WEEX swap tickers carry no bid/ask: book ticker plus premiumIndex (mark, funding).
+        contract_quotes="mark-and-book",
+        amount_unit=AmountUnit.BASE,
+        positions_sub_type=False,
+        position_mode_needs_margin=True,
+    ),
     # Kraken spot reads its private data with POST.
     "kraken": ExchangeProfile(
         read_post_paths=frozenset(
@@ -317,6 +372,11 @@ def enter_environment(exchange: Any, exchange_id: str, environment: Environment)
         how = TestEnv.DEMO_TRADING
     else:
         how = TestEnv.NONE
+    if how is TestEnv.NONE and profile is not None and profile.test_env_refusal:
+        raise VenueConfigError(
+            f"{exchange_id} has no usable {environment} environment: "
+            f"{profile.test_env_refusal}; supported: {', '.join(supported_test_exchanges())}"
+        )
     if how is TestEnv.NONE:
         raise VenueConfigError(
             f"{exchange_id} has no {environment} environment in ccxt; supported: "
@@ -424,6 +484,10 @@ def order_params(
     profile = profile_for(exchange_id)
     ids = profile.spot_ids if spot else profile.contract_ids
     params: dict[str, Any] = {ids.create: request.client_order_id}
+    if request.post_only and not spot and not profile.supports_post_only:
+        raise VenueConfigError(
+            f"{exchange_id} has no post-only orders: use execution = 'market' for this group"
+        )
     if request.post_only:
         params["postOnly"] = True
     if request.time_in_force is not None and not request.post_only:
@@ -455,6 +519,18 @@ def leverage_params(exchange_id: str, *, hedged: bool, margin_mode: str | None) 
     elif exchange_id == "okx" and hedged and margin_mode == "isolated":
         params["posSide"] = "short"
     return params
+
+
+def position_mode_params(exchange_id: str, margin_mode: str | None) -> dict[str, Any]:
+    """Extra ``set_position_mode`` parameters (WEEX sets margin and position mode together)."""
+    if not profile_for(exchange_id).position_mode_needs_margin:
+        return {}
+    if margin_mode is None:
+        raise VenueConfigError(
+            f"{exchange_id} sets the position mode together with the margin mode: "
+            "set margin_mode ('cross' or 'isolated') on the group"
+        )
+    return {"marginMode": margin_mode}
 
 
 def lookup_params(

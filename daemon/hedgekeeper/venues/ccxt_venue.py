@@ -134,7 +134,8 @@ class CcxtVenue:
         """Load the configured market types once (no currencies); unknown symbols are absent."""
         markets = await self._client.read("load_markets", self.exchange.load_markets)
         mode = int(self.exchange.precisionMode)
-        specs = {s: norm.market_spec(markets[s], mode) for s in symbols if s in markets}
+        unit = ccxt_params.profile_for(self.exchange_id).amount_unit
+        specs = {s: norm.market_spec(markets[s], mode, unit) for s in symbols if s in markets}
         found = {symbol: spec for symbol, spec in specs.items() if spec is not None}
         if (
             ccxt_params.reduce_only_exempt_from_min_notional(self.exchange_id)
@@ -166,7 +167,8 @@ class CcxtVenue:
             if kind == "spot":
                 continue  # spot symbols have no positions
             # ccxt does not infer linear/inverse from the symbols (Binance: fapi or dapi).
-            params: dict[str, Any] = {"subType": sub_type}
+            profile = ccxt_params.profile_for(self.exchange_id)
+            params: dict[str, Any] = {"subType": sub_type} if profile.positions_sub_type else {}
             wanted: list[str] | None = list(group)
             settles = {(await self._client.market(sym)).get("settle") for sym in group}
             if self.exchange_id == "bybit" and len(group) > 1 and len(settles) == 1:
@@ -181,7 +183,11 @@ class CcxtVenue:
                 "fetch_positions", norm.check_positions_reply, self.exchange_id, last
             )
             usd = [s for s in group if (await self._client.market(s)).get("settle") in STABLECOINS]
-            result.update(self._client.parse("fetch_positions", norm.positions, group, raw, usd))
+            result.update(
+                self._client.parse(
+                    "fetch_positions", norm.positions, group, raw, usd, profile.amount_unit
+                )
+            )
         return result
 
     async def fetch_margin(self, symbol: str) -> Position:
@@ -298,6 +304,8 @@ class CcxtVenue:
                 return self.exchange.parse_order(reply["data"], market)
             return await self.exchange.fetch_order(None, symbol, params)
 
+        if profile.lookup is LookupMethod.SCAN and not spot:
+            return await self._scan(symbol, client_order_id, action)
         try:
             return await self._client.read(action, fetch)
         except RetryableReadError as exc:
@@ -315,6 +323,20 @@ class CcxtVenue:
         )
         history = await self._client.read(action, closed)
         return history[0] if history else None
+
+    async def _scan(self, symbol: str, client_order_id: str, action: str) -> Any:
+        """Find an order by client id in the open orders, then in the order history."""
+        for method in (
+            self.exchange.fetch_open_orders,
+            self.exchange.fetch_canceled_and_closed_orders,
+        ):
+            raw = await self._client.read(action, partial(method, symbol))
+            if not isinstance(raw, list):
+                raise RetryableReadError(f"{self.name}: {action}: orders reply is not a list")
+            for order in raw:
+                if order.get("clientOrderId") == client_order_id:
+                    return order
+        return None
 
     async def fetch_key_permissions(self) -> KeyPermissions | None:
         """Trading / withdrawal permissions of the API key; ``None`` where unknown."""
@@ -443,9 +465,10 @@ class CcxtVenue:
             return
         if self._hedge_mode is not None:
             hedged = self._hedge_mode
+            mode_params = ccxt_params.position_mode_params(self.exchange_id, margin_mode)
             await self._setting(
                 f"set_position_mode {symbol}",
-                lambda: self.exchange.set_position_mode(hedged, symbol),
+                lambda: self.exchange.set_position_mode(hedged, symbol, mode_params),
             )
         else:
             await self._is_hedged(market)
