@@ -50,10 +50,18 @@ StateDirOption = Annotated[
 
 
 def _fail_config(message: str) -> typer.Exit:
-    typer.echo("configuration error:", err=True)
-    for line in message.splitlines():
-        typer.echo(f"  {line}", err=True)
+    from hedgekeeper.stderr_lines import config_error
+
+    config_error(message)  # one JSON line in JSON format, readable text on a terminal
     return typer.Exit(EXIT_CONFIG)
+
+
+def _echo_config_error(error: Exception) -> None:
+    """The plain-text copy of a logged config error, for a terminal (JSON has the log line)."""
+    from hedgekeeper.stderr_lines import is_json
+
+    if not is_json():
+        _fail_config(str(error))
 
 
 def _state_dir(cli_value: Path | None, configured: Path | None) -> Path:
@@ -69,16 +77,20 @@ def _state_dir(cli_value: Path | None, configured: Path | None) -> Path:
 
 def _load(config: Path) -> Any:
     from hedgekeeper.settings import load_settings, readable_secrets
+    from hedgekeeper.stderr_lines import use_early_format, use_format, warning
 
+    use_early_format(config)  # errors below come out in the format the logs will use
     try:
         settings = load_settings(config)
     except ConfigError as error:
         raise _fail_config(str(error)) from None
+    use_format(settings.log.format, mode=settings.mode.value)
     if readable_secrets(config):
         # Logging is not set up yet: this goes straight to stderr, once.
-        typer.echo(
-            f"warning: {config} holds secrets and other users can read it: chmod 600 {config}",
-            err=True,
+        warning(
+            "config.readable_secrets",
+            f"{config} holds secrets and other users can read it: chmod 600 {config}",
+            path=str(config),
         )
     return settings
 
@@ -89,6 +101,9 @@ def _setup_logging(settings: Any) -> Any:
 
     register_secrets(secret_values(settings))
     configure_logging(settings.log.level, settings.log.format, mode=settings.mode.value)
+    from hedgekeeper.ops import route_stdlib_logging
+
+    route_stdlib_logging(settings.log.level)  # library warnings are log lines from the start
     return get_logger()
 
 
@@ -121,9 +136,16 @@ def run(
             f'--live given but the configuration says mode = "{settings.mode.value}"'
         )
     log = _setup_logging(settings)
-    from hedgekeeper.settings import redacted
+    from hedgekeeper.settings import config_hash, redacted
 
-    log.info("config.loaded", path=str(config), config=redacted(settings))
+    # Short enough to read: the hash and what differs from the defaults; all of it at debug.
+    log.info(
+        "config.loaded",
+        path=str(config),
+        config_hash=config_hash(settings),
+        config=redacted(settings, exclude_defaults=True),
+    )
+    log.debug("config.effective", config_hash=config_hash(settings), config=redacted(settings))
     code = asyncio.run(_run(settings, _state_dir(state_dir, settings.state_dir), log))
     raise typer.Exit(code)
 
@@ -143,7 +165,7 @@ async def _run(settings: Any, state_dir: Path, log: Any) -> int:
             venues = build_venues(settings, journal)
         except ConfigError as error:  # e.g. testnet on an exchange that has none
             log.error("daemon.config_invalid", error=str(error))
-            typer.echo(f"configuration error:\n  {error}", err=True)
+            _echo_config_error(error)
             return EXIT_CONFIG
         engine = Engine(settings, venues, journal)
         ops = Operations(engine, log, version=__version__)
@@ -152,7 +174,7 @@ async def _run(settings: Any, state_dir: Path, log: Any) -> int:
             await engine.start()
         except ConfigError as error:
             log.error("daemon.config_invalid", error=str(error))
-            typer.echo(f"configuration error:\n  {error}", err=True)
+            _echo_config_error(error)
             return EXIT_CONFIG
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -244,7 +266,7 @@ async def _plan(settings: Any, state_dir: Path, log: Any) -> dict[str, Any] | in
         report = await engine.run_cycle(trade=False)
         trading_state = engine.executor.trading_state.value
     except ConfigError as error:
-        typer.echo(f"configuration error:\n  {error}", err=True)
+        _fail_config(str(error))
         return EXIT_CONFIG
     except HedgekeeperError as error:
         log.error("plan.failed", error=str(error))

@@ -18,7 +18,7 @@ from typing import Any, Literal, TextIO
 
 import structlog
 
-__all__ = ["configure_logging", "get_logger", "register_secrets"]
+__all__ = ["configure_logging", "get_logger", "register_secrets", "scrub"]
 
 _SECRETS: set[str] = set()
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
@@ -30,16 +30,17 @@ def register_secrets(values: Iterable[str]) -> None:
     _SECRETS.update(v for v in values if v and len(v) >= 4)
 
 
-def _scrub(value: Any) -> Any:
+def scrub(value: Any) -> Any:
+    """``value`` with every registered secret replaced by ``***`` (strings, dicts, lists)."""
     if isinstance(value, str):
         for secret in _SECRETS:
             if secret in value:
                 value = value.replace(secret, "***")
         return value
     if isinstance(value, dict):
-        return {k: _scrub(v) for k, v in value.items()}
+        return {k: scrub(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_scrub(v) for v in value]
+        return [scrub(v) for v in value]
     return value
 
 
@@ -48,7 +49,7 @@ def _redact_secrets(
 ) -> MutableMapping[str, Any]:
     if not _SECRETS:
         return event_dict
-    return {k: _scrub(v) for k, v in event_dict.items()}
+    return {k: scrub(v) for k, v in event_dict.items()}
 
 
 def configure_logging(

@@ -15,6 +15,8 @@ references to unknown accounts or instruments fail with the field's path.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -40,6 +42,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from hedgekeeper.config_hints import unknown_key_message
 from hedgekeeper.exceptions import ConfigError
 from hedgekeeper.model import GroupSpec, Mode
 
@@ -55,6 +58,7 @@ __all__ = [
     "Settings",
     "SimSettings",
     "client_id_code",
+    "config_hash",
     "group_code_of",
     "load_settings",
     "readable_secrets",
@@ -64,7 +68,9 @@ __all__ = [
 
 PositiveDecimal = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
 NonNegativeDecimal = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
-Ratio = Annotated[Decimal, Field(ge=0, le=3, allow_inf_nan=False)]
+# No upper bound of its own: the cap is the group's max_ratio, which the group checks and
+# names in its error (a bare "≤ 3" would point at the wrong setting).
+Ratio = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
 AssetName = Annotated[str, Field(pattern=r"^[A-Z0-9]{1,20}$")]
 
 _CONFIG_FILE: ContextVar[Path | None] = ContextVar("hedgekeeper_config_file", default=None)
@@ -259,7 +265,10 @@ class HedgeSettings(_Strict):
     @model_validator(mode="after")
     def _ratio_under_cap(self) -> HedgeSettings:
         if self.ratio > self.max_ratio:
-            raise ValueError(f"ratio {self.ratio} is above max_ratio {self.max_ratio}")
+            raise ValueError(
+                f"ratio {self.ratio} is above max_ratio {self.max_ratio}: lower ratio, or raise "
+                "max_ratio (the cap on the hedge, at most 3)"
+            )
         return self
 
     def spec(self) -> GroupSpec:
@@ -550,6 +559,9 @@ def _format_errors(error: ValidationError) -> str:
         message = item["msg"].removeprefix("Value error, ")
         value = item.get("input")
         hide = isinstance(value, dict | list) or path.endswith(tuple(_SECRET_FIELDS))
+        if item["type"] == "extra_forbidden":
+            # A misspelt key's value may be a secret: name the key, never show the value.
+            message, hide = unknown_key_message(Settings, item["loc"]), True
         shown = "" if hide else f" (got {value!r})"
         # Cross-field checks at the top level already name their field in the message.
         lines.append(f"{path}: {message}{shown}" if path else message)
@@ -571,8 +583,11 @@ def load_settings(config_file: Path | None, **overrides: Any) -> Settings:
         _CONFIG_FILE.reset(token)
 
 
-def redacted(settings: Settings) -> dict[str, Any]:
-    """The effective configuration as plain data, every secret replaced by ``'***'``."""
+def redacted(settings: Settings, *, exclude_defaults: bool = False) -> dict[str, Any]:
+    """The effective configuration as plain data, every secret replaced by ``'***'``.
+
+    With ``exclude_defaults`` only what differs from the defaults (what the operator set).
+    """
 
     # pydantic already dumps every SecretStr as '**********'; say it plainly.
     def walk(value: Any) -> Any:
@@ -582,8 +597,16 @@ def redacted(settings: Settings) -> dict[str, Any]:
             return [walk(v) for v in value]
         return "***" if value == "**********" else value
 
-    result: dict[str, Any] = walk(settings.model_dump(mode="json"))
+    dumped = settings.model_dump(mode="json", exclude_defaults=exclude_defaults)
+    result: dict[str, Any] = walk(dumped)
     return result
+
+
+def config_hash(settings: Settings) -> str:
+    """A short fingerprint of the effective configuration (secrets excluded, so it is safe
+    to log): two start-ups with the same hash ran the same settings."""
+    canonical = json.dumps(redacted(settings), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 _SECRET_FIELDS = frozenset(

@@ -56,7 +56,7 @@ def test_check_exit_codes(contract_config: Path, tmp_path: Path) -> None:
     bad.write_text(CONTRACT_TOML.replace("ratio = 0.5", "ratio = 7"))
     result = cli("check", "--config", str(bad))
     assert result.returncode == 2
-    assert "hedges.0.ratio" in result.stderr
+    assert "hedges.0: ratio 7 is above max_ratio 1" in result.stderr
     assert "Traceback" not in result.stderr
 
 

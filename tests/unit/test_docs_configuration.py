@@ -9,59 +9,20 @@ own, documented under a heading naming it (``[paper]``, ``[accounts.NAME]``,
 from __future__ import annotations
 
 import re
-import types
-import typing
 from pathlib import Path
 
-from pydantic import BaseModel
-
+from hedgekeeper.config_hints import section_fields
 from hedgekeeper.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DOC = ROOT / "docs" / "configuration.md"
 
 
-def _submodel(annotation: object) -> tuple[type[BaseModel], str] | None:
-    """The model inside ``annotation`` and how it nests: ``""``, ``"dict"`` or ``"list"``."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(annotation):
-            found = _submodel(arg)
-            if found is not None:
-                return found
-        return None
-    if origin is typing.Annotated:
-        return _submodel(typing.get_args(annotation)[0])
-    if origin is dict:
-        inner = _submodel(typing.get_args(annotation)[1])
-        return (inner[0], "dict") if inner is not None else None
-    if origin is list:
-        inner = _submodel(typing.get_args(annotation)[0])
-        return (inner[0], "list") if inner is not None else None
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation, ""
-    return None
-
-
 def settings_sections() -> dict[str, set[str]]:
     """Section heading (``""`` for the top level) -> the leaf keys it holds."""
-    sections: dict[str, set[str]] = {}
-
-    def walk(model: type[BaseModel], path: str, display: str) -> None:
-        leaves = sections.setdefault(display, set())
-        for name, field in model.model_fields.items():
-            found = _submodel(field.annotation)
-            if found is None:
-                leaves.add(name)
-                continue
-            child, nesting = found
-            child_path = f"{path}.{name}" if path else name
-            if nesting == "dict":
-                child_path += ".NAME"
-            # Headings as TOML writes them: ``[paper]``, ``[accounts.NAME.sim]``, ``[[hedges]]``.
-            walk(child, child_path, f"[[{child_path}]]" if nesting == "list" else f"[{child_path}]")
-
-    walk(Settings, "", "")
+    sections: dict[str, set[str]] = {"": set()}
+    for section, key in section_fields(Settings):
+        sections.setdefault(section, set()).add(key)
     return sections
 
 

@@ -43,7 +43,7 @@ def test_contract_configuration_is_accepted(contract_config: Path) -> None:
         ),
         (
             ("tolerance = 0.02", "tolerance = 0.02\nbogus = 1"),
-            "hedges.0.bogus: Extra inputs are not permitted",
+            "hedges.0.bogus: unknown key; known here: assets,",
         ),
         (
             ('hedge_account = "demo"', 'hedge_account = "nope"'),
@@ -63,7 +63,8 @@ def test_contract_configuration_is_accepted(contract_config: Path) -> None:
         ),
         (
             ("seed = 1", "seed = 1\nvolatility_pct = 3"),
-            "accounts.demo.sim.volatility_pct: Extra inputs",
+            "accounts.demo.sim.volatility_pct: unknown key; did you mean "
+            "accounts.demo.sim.volatility?",
         ),
         (
             ('positions = { "BTC/USDT:USDT" = 0 }', 'positions = { "XRP/USDT:USDT" = 0 }'),
