@@ -1,10 +1,12 @@
 """Benchmark: reaction time, from a change on the exchange to the hedge order it needs.
 
-Run by hand: ``.venv/bin/python bench/reaction.py [--trials 30]``. The real engine runs
-in-process (``engine.run``, polling every second) with the real ccxt adapter against
-the local emulator (Binance dialect), once with ``rate_limit = false`` and once with
-ccxt's limiter on (the default). Two triggers, each ``--trials`` times at a random
-phase of the poll timer:
+Run by hand: ``.venv/bin/python bench/reaction.py [--trials 30] [--groups 1,3]``. The
+real engine runs in-process (``engine.run``, polling every second) with the real ccxt
+adapter against the local emulator (Binance dialect), once with ``rate_limit = false``
+and once with the rate limiter on (the default), with 1 and with 3 hedge groups on the
+one account (the extra groups hold other assets and stay still: with several groups an
+account's reads used to stall ~2 s a cycle, issue #15). Two triggers, each ``--trials``
+times at a random phase of the poll timer:
 
 * balance: the spot balance of a directly hedged group (BTC, BTC perpetual) moves;
 * price: the price of the asset of a proxy-hedged group (ETH held, BTC perpetual) moves.
@@ -27,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +40,7 @@ sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).re
 sys.path[:0] = [str(ROOT / "daemon"), str(ROOT)]
 
 from tests.emulator import Emulator  # noqa: E402
+from tests.emulator.markets import MarketDef, default_markets  # noqa: E402
 
 from hedgekeeper.engine import Engine  # noqa: E402
 from hedgekeeper.journal import Journal  # noqa: E402
@@ -53,8 +57,32 @@ GROUPS = {
 }
 
 
-def config(url: str, trigger: str, rate_limit: bool) -> str:
-    return f"""\
+def extra_markets(groups: int) -> list[MarketDef]:
+    """Spot and perpetual markets of the still groups X1, X2, ... beside the measured one."""
+    d = Decimal
+    return [
+        MarketDef(f"X{n}", "USDT", kind, d("0.01"), d("0.001"), d("0.001"), d("1e6"), d(5))
+        for n in range(1, groups)
+        for kind in ("spot", "linear")
+    ]
+
+
+def extra_groups(groups: int) -> str:
+    return "".join(
+        f"""[[hedges]]
+name = "x{n}"
+assets = {{ X{n} = 1.0 }}
+spot_accounts = ["ex"]
+instrument = "X{n}/USDT:USDT"
+hedge_account = "ex"
+ratio = 0.5
+"""
+        for n in range(1, groups)
+    )
+
+
+def config(url: str, trigger: str, rate_limit: bool, groups: int = 1) -> str:
+    return extra_groups(groups) + f"""\
 mode = "testnet"
 poll_interval = 1
 [control]
@@ -158,19 +186,24 @@ async def until(condition: Callable[[], bool], within: float = 10.0) -> None:
 
 
 async def run_case(trigger: str, rate_limit: bool, trials: int, workdir: Path,
-                   seed: int) -> dict[str, Any]:  # fmt: skip
+                   seed: int, groups: int = 1) -> dict[str, Any]:  # fmt: skip
     rng = random.Random(seed)
-    emu = Emulator("binance", {KEY: SECRET}, prices={"BTC/USDT": 60000, "ETH/USDT": 3000})
+    prices: dict[str, Any] = {"BTC/USDT": 60000, "ETH/USDT": 3000}
+    prices.update({f"X{n}/USDT": 10 + n for n in range(1, groups)})
+    emu = Emulator("binance", {KEY: SECRET}, prices=prices,
+                   markets=default_markets("binance") + extra_markets(groups))  # fmt: skip
     await emu.start()
     emu.set_futures_wallet(KEY, 1_000_000)
+    for n in range(1, groups):
+        emu.set_balance(KEY, f"X{n}", 100)
     if trigger == "balance":
         emu.set_balance(KEY, "BTC", "1.0")
     else:
         emu.set_balance(KEY, "ETH", "20")  # 60,000 USD: a 0.5 BTC short
-    case = workdir / f"{trigger}-{rate_limit}"
+    case = workdir / f"{trigger}-{rate_limit}-{groups}"
     case.mkdir()
     path = case / "config.toml"
-    path.write_text(config(emu.base_url, trigger, rate_limit))
+    path.write_text(config(emu.base_url, trigger, rate_limit, groups))
     settings = load_settings(path)
     journal = Journal(case / "journal.db")
     engine = Engine(settings, build_venues(settings, journal), journal)
@@ -182,7 +215,7 @@ async def run_case(trigger: str, rate_limit: bool, trials: int, workdir: Path,
         await engine.start()
         instrument(engine, journal, meter)
         runner = asyncio.create_task(engine.run(stop))
-        await until(lambda: len(emu.orders(KEY)) >= 1, 15)  # the hedge opens
+        await until(lambda: len(emu.orders(KEY)) >= groups, 15)  # the hedges open
         await asyncio.sleep(1.5)
         meter.cycles.clear()
         for trial in range(trials):
@@ -222,26 +255,33 @@ def pct(values: list[float], q: float) -> float:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=30)
+    parser.add_argument("--groups", default="1,3", help="groups on the account, e.g. 1,3")
+    parser.add_argument("--limiter", default="off,on", help="rate limiter: off,on")
     args = parser.parse_args()
+    sizes = [int(n) for n in args.groups.split(",")]
+    limiters = [part.strip() == "on" for part in args.limiter.split(",")]
     configure_logging("info", "json", stream=open(os.devnull, "w"))
     os.environ["HEDGEKEEPER_ACCOUNTS__EX__TESTNET_API_KEY"] = KEY
     os.environ["HEDGEKEEPER_ACCOUNTS__EX__TESTNET_SECRET"] = SECRET
-    print(f"{'trigger':>8} {'limiter':>8} | {'reaction p50':>12} {'p95':>6} {'max':>6} | "
+    print(f"{'groups':>6} {'trigger':>8} {'limiter':>8} | "
+          f"{'reaction p50':>12} {'p95':>6} {'max':>6} | "
           f"{'cycle p50':>9} {'p95':>6} | {'limiter p50':>11} | {'process p50':>11} {'p95':>6} | "
           f"{'engine p50':>10} {'p95':>6}   (s | ms)")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        for rate_limit in (False, True):
-            for trigger in ("balance", "price"):
-                result = await run_case(trigger, rate_limit, args.trials, Path(tmp), seed=7)
-                r, c = result["reactions"], result["cycle_ms"]
-                p, e = result["process_ms"], result["engine_ms"]
-                lim = result["limiter_ms"]
-                print(f"{trigger:>8} {'on' if rate_limit else 'off':>8} | "
-                      f"{statistics.median(r):>12.3f} {pct(r, 0.95):>6.3f} {max(r):>6.3f} | "
-                      f"{statistics.median(c):>9.1f} {pct(c, 0.95):>6.1f} | "
-                      f"{statistics.median(lim):>11.1f} | "
-                      f"{statistics.median(p):>11.1f} {pct(p, 0.95):>6.1f} | "
-                      f"{statistics.median(e):>10.2f} {pct(e, 0.95):>6.2f}")  # fmt: skip
+        for groups, rate_limit, trigger in (
+            (g, r, t) for g in sizes for r in limiters for t in ("balance", "price")
+        ):
+            result = await run_case(trigger, rate_limit, args.trials, Path(tmp), seed=7,
+                                    groups=groups)  # fmt: skip
+            r, c = result["reactions"], result["cycle_ms"]
+            p, e = result["process_ms"], result["engine_ms"]
+            lim = result["limiter_ms"]
+            print(f"{groups:>6} {trigger:>8} {'on' if rate_limit else 'off':>8} | "
+                  f"{statistics.median(r):>12.3f} {pct(r, 0.95):>6.3f} {max(r):>6.3f} | "
+                  f"{statistics.median(c):>9.1f} {pct(c, 0.95):>6.1f} | "
+                  f"{statistics.median(lim):>11.1f} | "
+                  f"{statistics.median(p):>11.1f} {pct(p, 0.95):>6.1f} | "
+                  f"{statistics.median(e):>10.2f} {pct(e, 0.95):>6.2f}")  # fmt: skip
     print(
         "reaction: change at the emulator -> order accepted by it (s); cycle: wall time of "
         "a cycle; limiter: time waiting in ccxt's rate limiter; process: cycle minus the "

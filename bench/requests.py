@@ -1,15 +1,22 @@
-"""Benchmark: HTTP requests per cycle per account, and time to the first decision.
+"""Benchmark: requests, weight and time per cycle, start-up, idle CPU; groups per account.
 
-Run by hand: ``.venv/bin/python bench/requests.py``. For 1, 10 and 50 hedge groups
-on one account it runs the real engine with the real ccxt adapter (testnet mode)
-against the local emulator (Binance and Bybit dialects), and prints the requests
-the emulator received per cycle once started (target: 4, whatever the number of
-groups). Then it starts ``hedgekeeper run`` as a process and prints the time from
-process start to the first ``plan.decided`` log line.
+Run by hand: ``.venv/bin/python bench/requests.py [--quick]``. The real engine with the
+real ccxt adapter (testnet mode, ccxt's rate limiting on, as shipped) runs against the
+local emulator (Binance and Bybit dialects) with 1, 3, 10 and 50 hedge groups on one
+account, and prints per cycle once started: the requests the emulator received, the
+ccxt rate-limit cost and (Binance) the request weight, and the cycle's wall time. Then
+it starts ``hedgekeeper run`` as a process with 1, 3 and 20 groups and prints the time
+from process start to the first ``plan.decided`` log line, and the daemon's CPU use
+while it polls every second (CPU-seconds per hour).
+
+Several groups on one account used to stall each cycle about 2 s (issue #15): the
+open-orders read lost its symbol (Binance USDⓈ-M cost 1 -> 40) and left ccxt's
+one-token futures bucket 2 s in debt.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -18,8 +25,10 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 # This file is named like the ``requests`` package that ccxt imports: take its own
@@ -35,6 +44,7 @@ from hedgekeeper.journal import Journal  # noqa: E402
 from hedgekeeper.logs import configure_logging  # noqa: E402
 from hedgekeeper.settings import load_settings  # noqa: E402
 from hedgekeeper.venues import build_venues  # noqa: E402
+from hedgekeeper.venues.ccxt_client import _family  # noqa: E402
 
 KEY, SECRET = "bench-key", "bench-secret"
 D = Decimal
@@ -68,9 +78,37 @@ def config(groups: int, dialect: str, url: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-async def requests_per_cycle(
-    dialect: str, groups: int, workdir: Path
-) -> tuple[float, Counter[str]]:
+@dataclass
+class CycleFigures:
+    """Means per cycle at steady state."""
+
+    requests: float
+    cost: float  # ccxt's rate-limit cost
+    weight: float  # Binance request weight (spot cost is 0.2 x weight in ccxt)
+    cycle_ms: float  # median wall time
+    paths: Counter[str]
+
+
+def record_costs(engine: Engine, into: list[tuple[str, float]]) -> None:
+    """Record (family, ccxt cost) of every request the engine's venues send."""
+    for venue in engine.venues.values():
+        exchange = venue.exchange  # type: ignore[attr-defined]
+        throttle = exchange.throttle
+
+        def recording(cost: float | None = None, throttle: Any = throttle) -> Any:
+            into.append((_family.get(), 1.0 if cost is None else float(cost)))
+            return throttle(cost)
+
+        exchange.throttle = recording
+
+
+def weight_of(dialect: str, costs: list[tuple[str, float]]) -> float:
+    if dialect != "binance":
+        return sum(cost for _, cost in costs)
+    return sum(cost if family in ("fapi", "dapi") else cost / 0.2 for family, cost in costs)
+
+
+async def requests_per_cycle(dialect: str, groups: int, workdir: Path) -> CycleFigures:
     emu = Emulator(dialect, {KEY: SECRET}, markets=markets(groups),
                    prices={f"A{n}/USDT": 10 + n for n in range(groups)})  # fmt: skip
     await emu.start()
@@ -84,69 +122,112 @@ async def requests_per_cycle(
     settings = load_settings(path)
     journal = Journal(workdir / f"{dialect}-{groups}.db")
     engine = Engine(settings, build_venues(settings, journal), journal)
+    costs: list[tuple[str, float]] = []
     try:
         await engine.start()
+        record_costs(engine, costs)
         await engine.run_cycle()  # opens every hedge
         await engine.run_cycle()
-        counts = []
+        counts, walls, cost, weight = [], [], 0.0, 0.0
         paths: Counter[str] = Counter()
         for _ in range(5):
             emu.clear_requests()
+            costs.clear()
+            began = time.perf_counter()
             report = await engine.run_cycle()
+            walls.append((time.perf_counter() - began) * 1000)
             unsettled = [(d.group, d.reason) for d in report.decisions if d.action != "hold"]
             assert not unsettled, f"groups not settled: {unsettled[:3]}"
             counts.append(len(emu.requests))
+            cost += sum(c for _, c in costs) / 5
+            weight += weight_of(dialect, costs) / 5
             paths.update(f"{r.method} {r.path}" for r in emu.requests)
-        return statistics.mean(counts), paths
+        return CycleFigures(statistics.mean(counts), cost, weight, statistics.median(walls), paths)
     finally:
         await engine.close()
         journal.close()
         await emu.stop()
 
 
-async def time_to_first_decision(dialect: str, workdir: Path) -> float:
-    emu = Emulator(dialect, {KEY: SECRET}, prices={"BTC/USDT": 60000})
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def start_and_idle(
+    dialect: str, groups: int, workdir: Path, idle_s: float
+) -> tuple[float, float]:
+    """Seconds from process start to the first decision, and CPU-s/h polling afterwards."""
+    emu = Emulator(dialect, {KEY: SECRET}, markets=markets(groups),
+                   prices={f"A{n}/USDT": 10 + n for n in range(groups)})  # fmt: skip
     await emu.start()
-    emu.set_balance(KEY, "BTC", 1)
-    emu.set_futures_wallet(KEY, 100_000)
-    path = workdir / f"start-{dialect}.toml"
-    path.write_text(config(0, dialect, emu.base_url) + "\n".join([
-        "[[hedges]]", 'name = "btc"', "assets = { BTC = 1.0 }", 'spot_accounts = ["ex"]',
-        'instrument = "BTC/USDT:USDT"', 'hedge_account = "ex"', "ratio = 0.5", "",
-    ]))  # fmt: skip
+    for n in range(groups):
+        emu.set_balance(KEY, f"A{n}", 100)
+    emu.set_futures_wallet(KEY, 1_000_000)
+    path = workdir / f"start-{dialect}-{groups}.toml"
+    path.write_text(config(groups, dialect, emu.base_url))
     env = {**os.environ, "PYTHONPATH": str(ROOT / "daemon")}
     started = time.monotonic()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "hedgekeeper", "run", "--config", str(path),
-        "--state-dir", str(workdir / f"state-{dialect}"),
+        "--state-dir", str(workdir / f"state-{dialect}-{groups}"),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env,
     )  # fmt: skip
     assert proc.stderr is not None
+    drain: asyncio.Task[None] | None = None
     try:
         async for raw in proc.stderr:
             line = raw.decode()
             if line.startswith("{") and json.loads(line).get("event") == "plan.decided":
-                return time.monotonic() - started
-        raise RuntimeError("the daemon stopped before deciding")
+                break
+        else:
+            raise RuntimeError("the daemon stopped before deciding")
+        first = time.monotonic() - started
+
+        async def discard() -> None:
+            assert proc.stderr is not None
+            async for _ in proc.stderr:
+                pass
+
+        drain = asyncio.create_task(discard())
+        await asyncio.sleep(3.0)  # the hedges open; then steady polling
+        cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+        await asyncio.sleep(idle_s)
+        per_hour = (cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0) * 3600
+        return first, per_hour
     finally:
         proc.terminate()
         await proc.wait()
+        if drain is not None:
+            drain.cancel()
         await emu.stop()
 
 
 async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="Binance only, fewer sizes")
+    parser.add_argument("--idle", type=float, default=20.0, help="seconds of CPU sampling")
+    args = parser.parse_args()
     configure_logging("error", "json", stream=open(os.devnull, "w"))
+    dialects = ("binance",) if args.quick else ("binance", "bybit")
+    sizes = (1, 3, 10) if args.quick else (1, 3, 10, 50)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        print(f"{'exchange':>9} {'groups':>7} {'requests/cycle':>15}  breakdown")
-        for dialect in ("binance", "bybit"):
-            for groups in (1, 10, 50):
-                mean, paths = await requests_per_cycle(dialect, groups, workdir)
-                per_cycle = ", ".join(f"{p} x{c / 5:g}" for p, c in sorted(paths.items()))
-                print(f"{dialect:>9} {groups:>7} {mean:>15.1f}  {per_cycle}")
-        for dialect in ("binance", "bybit"):
-            seconds = await time_to_first_decision(dialect, workdir)
-            print(f"{dialect}: process start to first decision {seconds:.2f} s")
+        print(f"{'exchange':>9} {'groups':>6} {'requests':>8} {'cost':>7} {'weight':>7} "
+              f"{'cycle ms':>9}  breakdown (per cycle)")  # fmt: skip
+        for dialect in dialects:
+            for groups in sizes:
+                f = await requests_per_cycle(dialect, groups, workdir)
+                per_cycle = ", ".join(f"{p} x{c / 5:g}" for p, c in sorted(f.paths.items()))
+                print(f"{dialect:>9} {groups:>6} {f.requests:>8.1f} {f.cost:>7.1f} "
+                      f"{f.weight:>7.1f} {f.cycle_ms:>9.1f}  {per_cycle}")  # fmt: skip
+        print(f"{'exchange':>9} {'groups':>6} {'start->decision s':>17} "
+              f"{'idle CPU-s/h (1-s polling)':>27}")  # fmt: skip
+        for dialect in dialects:
+            for groups in (1, 3) if args.quick else (1, 3, 20):
+                first, per_hour = await start_and_idle(dialect, groups, workdir, args.idle)
+                print(f"{dialect:>9} {groups:>6} {first:>17.2f} {per_hour:>27.1f}")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ and falls back to ``market`` after ``deadline``. A delta worth more than
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -221,13 +222,20 @@ class Executor:
         """
         instance = self.settings.instance
         adopted, cancelled = 0, 0
-        accounts = {h.hedge_account for h in self.settings.hedges}
-        for account in sorted(accounts):
-            venue = self.venues[account]
-            symbols = sorted(
-                {h.instrument for h in self.settings.hedges if h.hedge_account == account}
+        accounts = sorted({h.hedge_account for h in self.settings.hedges})
+        # One open-orders read per account, all accounts at once; it serves the orphan
+        # check and the journal's unresolved orders both.
+        listings = await asyncio.gather(*(
+            self.venues[account].fetch_open_orders(
+                sorted({h.instrument for h in self.settings.hedges if h.hedge_account == account}),
+                instance,
             )
-            listed = await venue.fetch_open_orders(symbols, instance)
+            for account in accounts
+        ))  # fmt: skip
+        open_by_account: dict[str, list[OrderInfo] | None] = {}
+        for account, listed in zip(accounts, listings, strict=True):
+            venue = self.venues[account]
+            open_by_account[account] = listed
             known = {o.request.client_order_id for o in self._unresolved.values()}
             for info in listed:
                 if info.client_order_id in known:
@@ -249,14 +257,6 @@ class Executor:
                 log.warning("reconcile.orphan_cancelled", group=group,
                             client_order_id=info.client_order_id, policy=policy)  # fmt: skip
         self._unresolved = {o.request.client_order_id: o for o in self.journal.unresolved_orders()}
-        open_by_account: dict[str, list[OrderInfo] | None] = {}
-        for account in accounts:
-            symbols = sorted(
-                {h.instrument for h in self.settings.hedges if h.hedge_account == account}
-            )
-            open_by_account[account] = await self.venues[account].fetch_open_orders(
-                symbols, instance
-            )
         await self.reconcile(open_by_account, log)
         return {"adopted": adopted, "cancelled_orphans": cancelled,
                 "unresolved": len(self._unresolved)}  # fmt: skip

@@ -12,6 +12,7 @@ touches the network.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import subprocess
 import sys
@@ -32,6 +33,7 @@ from hedgekeeper.exceptions import (
     WriteForbiddenError,
 )
 from hedgekeeper.model import MarketKind, OrderRequest, OrderStatus, OrderType, Side
+from hedgekeeper.venues import ccxt_params
 from hedgekeeper.venues.ccxt_venue import CcxtVenue
 
 FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "ccxt"
@@ -1039,7 +1041,8 @@ async def test_bybit_quotes_come_from_one_tickers_request(closing: list[CcxtVenu
     assert venue.request_count == 1
 
 
-async def test_open_orders_are_ours_by_prefix_in_one_request(closing: list[CcxtVenue]) -> None:
+async def test_open_orders_are_read_per_symbol_where_cheaper(closing: list[CcxtVenue]) -> None:
+    # Binance USDⓈ-M weighs a symbol-less read as 40 per-symbol ones: two symbols, two reads.
     venue, http = make_venue("binanceusdm", "binance")
     closing.append(venue)
     ours = dict(binance_order("hkT1g1s9", "NEW", "0"), side="SELL")
@@ -1049,8 +1052,30 @@ async def test_open_orders_are_ours_by_prefix_in_one_request(closing: list[CcxtV
 
     orders = await venue.fetch_open_orders(["BTC/USDT:USDT", "ETH/USDT:USDT"], "hkT1")
 
+    # Each read keeps only its own symbol's orders (the fake answers both with all three).
     assert sorted(o.client_order_id for o in orders) == ["hkT1g1s9", "hkT1g2s1"]
     assert all(o.status is OrderStatus.OPEN for o in orders)
+    assert venue.request_count == 2
+    assert sorted(sent.params.get("symbol") for sent in http.sent) == ["BTCUSDT", "ETHUSDT"]
+
+
+async def test_open_orders_above_the_per_symbol_limit_in_one_request(
+    closing: list[CcxtVenue], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    profile = ccxt_params.PROFILES["binanceusdm"]
+    monkeypatch.setitem(
+        ccxt_params.PROFILES, "binanceusdm",  # type: ignore[arg-type]
+        dataclasses.replace(profile, open_orders_per_symbol=1),
+    )  # fmt: skip
+    venue, http = make_venue("binanceusdm", "binance")
+    closing.append(venue)
+    ours = dict(binance_order("hkT1g1s9", "NEW", "0"), side="SELL")
+    eth = dict(binance_order("hkT1g2s1", "NEW", "0"), symbol="ETHUSDT", orderId=6)
+    http.reply("GET", "/fapi/v1/openOrders", [ours, eth])
+
+    orders = await venue.fetch_open_orders(["BTC/USDT:USDT", "ETH/USDT:USDT"], "hkT1")
+
+    assert sorted(o.client_order_id for o in orders) == ["hkT1g1s9", "hkT1g2s1"]
     assert venue.request_count == 1
     assert "symbol" not in http.last().params  # all symbols at once, no ccxt warning
 

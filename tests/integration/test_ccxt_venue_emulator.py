@@ -7,6 +7,8 @@ check the three order outcomes: confirmed, rejected, unknown-then-resolved.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -219,6 +221,25 @@ async def test_setup_instrument_never_changes_position_mode_unasked(
     assert not any("positionSide/dual" in path or "switch-mode" in path for path in paths)
 
 
+async def test_binance_position_mode_is_read_once_per_account(venues: Venues) -> None:
+    # Binance's dualSidePosition is one account setting (cost 30 a read), not per symbol.
+    emu = Emulator("binance", {KEY: SECRET}, prices={"BTC/USDT": 60000, "ETH/USDT": 3000})
+    await emu.start()
+    try:
+        emu.set_futures_wallet(KEY, 10000)
+        venue = venues.connect(emu)
+        eth = "ETH/USDT:USDT"
+        await venue.load_markets([PERP, eth])
+        await asyncio.gather(venue.setup_instrument(PERP, None, None),
+                             venue.setup_instrument(eth, None, None))  # fmt: skip
+        await venue.submit_order(short("hkE7g1s1"))
+        await venue.submit_order(dataclasses.replace(short("hkE7g2s1", "0.01"), symbol=eth))
+        reads = [r for r in emu.requests if r.path.endswith("/positionSide/dual")]
+        assert len(reads) == 1
+    finally:
+        await emu.stop()
+
+
 async def test_read_cycle_request_budget(emulator: Any, venues: Venues) -> None:
     venue = venues.connect(emulator)
     await venue.load_markets([SPOT, PERP])
@@ -331,6 +352,6 @@ async def test_binance_spot_and_futures_have_their_own_rate_limit_buckets(
         spot = [cost for family, cost in waits if family == ""]
         assert spot == [4, 0.8], "spot prices from the book ticker (0.8), not the 24 h one (16)"
         assert {f for f, _ in waits} == {"", "fapi"}
-        assert client._throttlers[""] is not client._throttlers["fapi"]
+        assert client.buckets[""] is not client.buckets["fapi"]
     finally:
         await emu.stop()

@@ -8,7 +8,6 @@ imported when a client is built, never at module import.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -25,6 +24,7 @@ from hedgekeeper.venues import ccxt_params
 from hedgekeeper.venues.ccxt_errors import Operation, translate
 from hedgekeeper.venues.ccxt_normalize import PARSE_ERRORS
 from hedgekeeper.venues.ccxt_params import Environment
+from hedgekeeper.venues.ratelimit import READ, WRITE, TokenBucket, bucket_specs
 
 if TYPE_CHECKING:
     import aiohttp
@@ -37,6 +37,8 @@ T = TypeVar("T")
 _replies: ContextVar[list[Any] | None] = ContextVar("ccxt_replies", default=None)
 #: The rate-limit family of the ccxt request being sent (see ``rate_limit_split``).
 _family: ContextVar[str] = ContextVar("ccxt_rate_family", default="")
+#: The rate-limit priority of the ccxt request being sent (order writes first).
+_priority: ContextVar[int] = ContextVar("ccxt_rate_priority", default=READ)
 
 
 class CcxtClient:
@@ -97,20 +99,17 @@ class CcxtClient:
         exchange.fetch2 = self._guarded_fetch2
         self.exchange: Any = exchange
         self._split = ccxt_params.profile_for(exchange_id).rate_limit_split
-        self._throttlers: dict[str, Any] = {}
-        if self._split and rate_limit:
-            exchange.throttle = self._family_throttle
+        #: One token bucket per rate-limit family ("" = the rest); see :mod:`.ratelimit`.
+        self.buckets: dict[str, TokenBucket] = {}
+        if rate_limit:
+            specs = bucket_specs(exchange_id, float(exchange.rateLimit), self._split)
+            self.buckets = {family: TokenBucket(spec) for family, spec in specs.items()}
+            # ccxt's own hook: its costs, our buckets (ccxt's limiter polls every ms).
+            exchange.throttle = self._throttle
 
-    async def _family_throttle(self, cost: Any = None) -> Any:
-        """ccxt's leaky bucket, one per rate-limit family (ccxt has one per exchange)."""
-        family = _family.get()
-        throttler = self._throttlers.get(family)
-        if throttler is None:
-            from ccxt.async_support.base.throttler import Throttler
-
-            throttler = Throttler(self.exchange.tokenBucket, asyncio.get_running_loop())
-            self._throttlers[family] = throttler
-        return await throttler(cost)
+    def _throttle(self, cost: Any = None) -> Any:
+        """ccxt's throttle: wait in the bucket of the request's family, by its priority."""
+        return self.buckets[_family.get()].acquire(cost, _priority.get())
 
     def _family_of(self, api: Any) -> str:
         name = str(api[0] if isinstance(api, list | tuple) and api else api or "")
@@ -141,12 +140,14 @@ class CcxtClient:
         if isinstance(params, dict):
             # ccxt puts `orderId: None` in look-ups by client id (Bybit, BingX): never send it.
             params = {key: value for key, value in params.items() if value is not None}
-        token = _family.set(self._family_of(api)) if self._split else None
+        write = ccxt_params.is_private_write(self.exchange_id, api, method, path)
+        token = _family.set(self._family_of(api))
+        rank = _priority.set(WRITE if write else READ)
         try:
             return await self._fetch2(path, api or ["public"], method, params or {}, config or {})
         finally:
-            if token is not None:
-                _family.reset(token)
+            _priority.reset(rank)
+            _family.reset(token)
 
     @contextmanager
     def collect_replies(self) -> Iterator[list[Any]]:

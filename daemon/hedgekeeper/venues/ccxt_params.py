@@ -164,10 +164,18 @@ class ExchangeProfile:
     # with its own per-minute limit), but ccxt keeps one bucket for all of them and
     # so queues a futures read behind a spot one. Each bucket keeps ccxt's costs.
     rate_limit_split: tuple[str, ...] = ()
+    # Open orders are read per symbol (concurrently) up to this many symbols of one
+    # market type, above it in one symbol-less request. Binance weighs a symbol-less
+    # read as 40 per-symbol ones on USDⓈ-M (13 on spot): one bucket-emptying request
+    # that held every later one, orders included, for 2 s.
+    open_orders_per_symbol: int = 1
     # Private endpoints that read with POST (refused in read-only mode otherwise).
     read_post_paths: frozenset[str] = frozenset()
     # Position mode can be read with ccxt fetch_position_mode; else from positions.
     position_mode_from_positions: bool = False
+    # The position mode is one account setting per contract type (Binance
+    # ``dualSidePosition``), not one per symbol: read it once.
+    position_mode_per_account: bool = False
     # Funding history: ccxt's ``amount`` does not share one sign across exchanges
     # (Binance: income, negative = paid; Bybit: a fee, positive = paid; ccxt issue
     # #26404). Where verified, read the raw field and its sign to get a balance
@@ -207,6 +215,8 @@ _BINANCE = ExchangeProfile(
     contract_quotes="mark-and-book",
     spot_quotes="book",
     rate_limit_split=("fapi", "dapi", "papi", "eapi", "sapi"),
+    open_orders_per_symbol=12,
+    position_mode_per_account=True,
     funding_field=("income", 1),
     funding_page=1000,
 )
