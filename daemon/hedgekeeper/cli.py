@@ -237,12 +237,23 @@ def plan(
     config: ConfigOption,
     state_dir: StateDirOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="Plan as at this UTC time (windows), e.g. 2026-03-18T20:00Z"),
+    ] = None,
 ) -> None:
     """Run one cycle without sending or journaling anything, and show the plan."""
     settings = _load(config)
     log = _setup_logging(settings)
     directory = _state_dir(state_dir, settings.state_dir)
-    result = asyncio.run(_plan(settings, directory, log))
+    from hedgekeeper.groups import parse_instant
+
+    try:
+        at_epoch = None if at is None else parse_instant(at)
+    except ValueError as error:
+        typer.echo(f"--at: {error}", err=True)
+        raise typer.Exit(EXIT_CONFIG) from None
+    result = asyncio.run(_plan(settings, directory, log, at_epoch))
     if isinstance(result, int):
         raise typer.Exit(result)
     if as_json:
@@ -251,7 +262,9 @@ def plan(
     _print_plan_table(result)
 
 
-async def _plan(settings: Any, state_dir: Path, log: Any) -> dict[str, Any] | int:
+async def _plan(
+    settings: Any, state_dir: Path, log: Any, at: float | None = None
+) -> dict[str, Any] | int:
     from hedgekeeper.engine import Engine
     from hedgekeeper.journal import Journal
     from hedgekeeper.venues import build_venues
@@ -261,6 +274,7 @@ async def _plan(settings: Any, state_dir: Path, log: Any) -> dict[str, Any] | in
     path = state_dir / "journal.db"
     journal = Journal(path if path.exists() else None)
     engine = Engine(settings, build_venues(settings, journal), journal)
+    engine.decider.plan_at = at
     try:
         await engine.start()
         report = await engine.run_cycle(trade=False)
@@ -276,6 +290,7 @@ async def _plan(settings: Any, state_dir: Path, log: Any) -> dict[str, Any] | in
         journal.close()
     return {
         "mode": settings.mode.value,
+        **({} if at is None else {"at": at}),
         "trading_state": trading_state,
         "groups": [d.as_dict() for d in report.decisions],
     }

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
+from hedgekeeper.allocation import plan_policy
 from hedgekeeper.exposure import MissingDataError, assess
 from hedgekeeper.model import (
     STABLECOINS,
@@ -38,7 +39,7 @@ from hedgekeeper.risk import (
     track_jump,
 )
 from hedgekeeper.settings import HedgeSettings, client_id_code, group_code_of
-from hedgekeeper.sizing import compute_target, fmt, plan_group
+from hedgekeeper.sizing import fmt
 from hedgekeeper.snapshot import Snapshot
 
 __all__ = ["GroupDecision", "estimate_liquidation_price"]
@@ -65,6 +66,8 @@ class GroupDecision:
     collateral_shortfall_usd: Decimal | None = None
     #: Collateral needed to bring liquidation back to min_liquidation_distance (USD).
     liquidation_shortfall_usd: Decimal | None = None
+    #: Figures beyond the usual ones: ``window``, ``ratio``, ``allocation``, ``parent``.
+    details: dict[str, Any] | None = None
 
     @property
     def order(self) -> Any:
@@ -95,6 +98,7 @@ class GroupDecision:
                 "reduce_only": intent.reduce_only,
             },
             "reason": self.reason,
+            **(self.details or {}),
         }
 
 
@@ -121,6 +125,8 @@ class Decider:
         self.jumps: dict[tuple[str, str], JumpState] = {}  # (group, symbol or asset)
         #: The latest USD price seen for each priced asset (values inverse funding).
         self.last_prices: dict[str, Decimal] = {}
+        #: ``plan --at``: plan as at this instant (windows) instead of the clock's.
+        self.plan_at: float | None = None
 
     def _prices(self, group: GroupSpec, snap: Snapshot) -> dict[str, Decimal | None]:
         prices: dict[str, Decimal | None] = {}
@@ -198,13 +204,17 @@ class Decider:
                 accepted, jump_reason = False, f"{name}: {why}"
         position = positions[group.instrument]
         market: MarketSpec = engine.markets[account][group.instrument]
-        ratio = _ZERO if engine.flattening else group.ratio
-        target = compute_target(exposure.exposure_usd, ratio, group.max_ratio, market, price)
-        plan = plan_group(group.name, target, market, position.contracts,
-                          self._pending(group, snap), group.tolerance, ratio)  # fmt: skip
+        at = engine.clock() if self.plan_at is None else self.plan_at
+        plan, exposure_usd, details = plan_policy(
+            group, exposure, market, price, position.contracts, self._pending(group, snap), at,
+            flattening=engine.flattening,
+        )  # windows, allocation legs and plain ratios alike (allocation.py)
+        exposure = replace(exposure, exposure_usd=exposure_usd)
+        target = plan.target
         if engine.flattening and plan.intent is not None:
             plan = replace(plan, reason=f"flatten: {plan.reason}")
         decision = GroupDecision(group.name, "hold", plan.reason, plan, exposure.exposure_usd)
+        decision.details = {**details, **({"parent": group.parent} if group.parent else {})}
         self._margin_figures(decision, position, market, price, hedge)
         if plan.intent is not None and plan.intent.side is Side.SELL and position.collateral_usd:
             wanted = (plan.hedge_contracts + plan.pending_contracts + plan.intent.contracts) * (

@@ -18,8 +18,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from hedgekeeper.windows import HedgeWindow
+
 __all__ = [
     "STABLECOINS",
+    "AllocationSpec",
     "Balances",
     "FundingPayment",
     "GroupSpec",
@@ -215,6 +218,27 @@ class GroupSpec:
     ratio: Decimal
     tolerance: Decimal = Decimal("0.02")
     max_ratio: Decimal = Decimal(1)
+    #: Allocation (rebalancing) legs: the hedged asset and the portfolio's targets.
+    allocation: AllocationSpec | None = None
+    #: Time-bounded ratio (or targets) changes; the first window containing "now" wins.
+    windows: tuple[HedgeWindow, ...] = ()
+    #: The configured group this leg belongs to, when a group trades several instruments.
+    parent: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationSpec:
+    """One hedged asset of an allocation group (see :mod:`hedgekeeper.allocation`).
+
+    ``targets`` are the portfolio weights (summing to 1) of every asset the group
+    values; ``trigger`` and ``release`` are absolute weight points either side of
+    the asset's target where the hedge is opened and bought back.
+    """
+
+    asset: str
+    targets: Mapping[str, Decimal]
+    trigger: Decimal
+    release: Decimal
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -44,6 +45,13 @@ from pydantic_settings import (
 
 from hedgekeeper.config_hints import unknown_key_message
 from hedgekeeper.exceptions import ConfigError
+from hedgekeeper.groups import (
+    AllocationFields,
+    WindowSettings,
+    check_group,
+    expand_groups,
+    leg_spec,
+)
 from hedgekeeper.model import GroupSpec, Mode
 
 __all__ = [
@@ -57,6 +65,7 @@ __all__ = [
     "PaperSettings",
     "Settings",
     "SimSettings",
+    "WindowSettings",
     "client_id_code",
     "config_hash",
     "group_code_of",
@@ -191,16 +200,27 @@ class AccountSettings(_Strict):
         return self
 
 
-class HedgeSettings(_Strict):
-    """One hedge group: holdings (with betas) hedged by one instrument on one account."""
+class HedgeSettings(AllocationFields, _Strict):
+    """One hedge group: holdings (with betas) hedged by one instrument on one account.
+
+    A group with ``instruments`` (a contract per asset) or ``targets`` (an allocation
+    group) is split into one leg per instrument when the settings load; every leg is
+    a ``HedgeSettings`` of its own, named ``{group}.{asset}`` (see :mod:`groups`).
+    """
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")]
-    assets: dict[AssetName, Annotated[Decimal, Field(ge=-10, le=10, allow_inf_nan=False)]]
+    assets: dict[
+        AssetName, Annotated[Decimal, Field(ge=-10, le=10, allow_inf_nan=False)]
+    ] = Field(default_factory=dict, description="asset -> beta (not with targets)")
     spot_accounts: list[str] = Field(default_factory=list)
     extra_holdings: dict[AssetName, NonNegativeDecimal] = Field(default_factory=dict)
-    instrument: str
+    instrument: str = Field(
+        "", description="the hedge contract; with instruments, the proxy for assets not listed"
+    )
     hedge_account: str
-    ratio: Ratio
+    ratio: Ratio | None = Field(
+        None, description="share of the exposure to hedge (required, except with targets)"
+    )
     tolerance: Annotated[Decimal, Field(ge=0, le=Decimal("0.5"))] = Decimal("0.02")
     max_ratio: Annotated[Decimal, Field(gt=0, le=3)] = Decimal(1)
     price_account: str | None = Field(
@@ -255,16 +275,13 @@ class HedgeSettings(_Strict):
     )
     topup_asset: AssetName = "USDT"
 
-    @field_validator("assets")
-    @classmethod
-    def _some_assets(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
-        if not value:
-            raise ValueError("a hedge needs at least one asset")
-        return value
+    #: Set on the legs :func:`groups.expand_groups` makes: (parent group, allocation asset).
+    _leg: tuple[str, str | None] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _ratio_under_cap(self) -> HedgeSettings:
-        if self.ratio > self.max_ratio:
+        check_group(self)  # assets or targets, instrument(s), windows (see groups.py)
+        if self.ratio is not None and self.ratio > self.max_ratio:
             raise ValueError(
                 f"ratio {self.ratio} is above max_ratio {self.max_ratio}: lower ratio, or raise "
                 "max_ratio (the cap on the hedge, at most 3)"
@@ -273,17 +290,17 @@ class HedgeSettings(_Strict):
 
     def spec(self) -> GroupSpec:
         """The core's view of this group."""
-        return GroupSpec(
+        return leg_spec(self, GroupSpec(
             name=self.name,
             assets=dict(self.assets),
             spot_accounts=tuple(self.spot_accounts),
             extra_holdings=dict(self.extra_holdings),
             instrument=self.instrument,
             hedge_account=self.hedge_account,
-            ratio=self.ratio,
+            ratio=self.ratio if self.ratio is not None else Decimal(0),
             tolerance=self.tolerance,
             max_ratio=self.max_ratio,
-        )
+        ))  # fmt: skip
 
 
 class ExecutionSettings(_Strict):
@@ -371,7 +388,15 @@ class LogSettings(_Strict):
 
 
 def client_id_code(group_name: str) -> str:
-    """The group's part of a client order id: alphanumerics of its name, at most 10."""
+    """The group's part of a client order id: alphanumerics of its name, at most 10.
+
+    A leg ``group.ASSET`` keeps up to 4 characters of its asset at the end, so the legs
+    of one long group name do not all shorten to the same code.
+    """
+    parent, dot, leg = group_name.partition(".")
+    if dot:
+        leg_code = re.sub(r"[^A-Za-z0-9]", "", leg)[:4]
+        return re.sub(r"[^A-Za-z0-9]", "", parent)[: 10 - len(leg_code)] + leg_code
     return re.sub(r"[^A-Za-z0-9]", "", group_name)[:10]
 
 
@@ -425,6 +450,15 @@ class Settings(BaseSettings):
     control: ControlSettings = ControlSettings()
     metrics: MetricsSettings = MetricsSettings()
     notify: NotifySettings = NotifySettings()
+
+    @model_validator(mode="after")
+    def _legs(self) -> Settings:
+        """Split groups with a contract per asset or targets into legs (see groups.py)."""
+        legs = expand_groups(self.hedges)
+        if legs is not self.hedges:
+            object.__setattr__(self, "hedges", legs)
+            self.__dict__["_hedges_by_name"] = {h.name: h for h in legs}
+        return self
 
     @model_validator(mode="after")
     def _references(self) -> Settings:

@@ -1,0 +1,282 @@
+"""Group shapes beyond "some assets, one contract": allocation groups, legs, windows.
+
+Settings stay flat for the rest of the daemon: a configured group that trades
+several instruments — ``instruments = {SOL = "SOL/USDT:USDT", AVAX = "ETH/USDT:USDT"}``
+(a contract per asset, the others on the proxy ``instrument``) or ``targets``
+(an allocation group, one contract per hedged asset) — is split into *legs* when
+the settings load. Each leg is an ordinary hedge group of one instrument, named
+``{group}.{ASSET}``, that sizes, bands, journals and trades on its own; the
+engine, execution, journal and guards need no new path. A leg's client order id
+code keeps its asset (``settings.client_id_code``), so legs never share orders.
+
+This module holds the extra settings fields (:class:`AllocationFields`,
+:class:`WindowSettings`), their cross-field checks, and the split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from hedgekeeper.model import STABLECOINS, AllocationSpec, GroupSpec
+from hedgekeeper.windows import HedgeWindow
+
+__all__ = [
+    "AllocationFields",
+    "WindowSettings",
+    "check_group",
+    "expand_groups",
+    "leg_spec",
+    "parse_instant",
+]
+
+Weight = Annotated[Decimal, Field(ge=0, le=1, allow_inf_nan=False)]
+Band = Annotated[Decimal, Field(gt=0, le=Decimal("0.5"), allow_inf_nan=False)]
+AssetKey = Annotated[str, Field(pattern=r"^[A-Z0-9]{1,20}$")]
+ClockTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+H = TypeVar("H", bound=BaseModel)
+
+
+def _seconds(clock: str) -> int:
+    hours, minutes = clock.split(":")
+    return int(hours) * 3600 + int(minutes) * 60
+
+
+class WindowSettings(BaseModel):
+    """A hedge window: from ``start`` to ``end`` (UTC), or every ``weekdays`` between two times.
+
+    Inside it, its ``ratio`` (or, for an allocation group, its ``targets``) replaces
+    the group's. Naive date-times are taken as UTC.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    label: str = Field("", description="a name shown in plan and logs")
+    start: datetime | None = Field(None, description="absolute window: first instant (UTC)")
+    end: datetime | None = Field(None, description="absolute window: first instant after it")
+    weekdays: list[Weekday] = Field(
+        default_factory=lambda: list(_WEEKDAYS), description="recurring window: days it starts on"
+    )
+    daily_start: ClockTime | None = Field(None, description='recurring window: "HH:MM" UTC')
+    daily_end: ClockTime | None = Field(
+        None, description='"HH:MM" UTC, exclusive; before daily_start: runs past midnight'
+    )
+    ratio: Annotated[Decimal, Field(ge=0, le=3, allow_inf_nan=False)] | None = None
+    targets: dict[AssetKey, Weight] | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> WindowSettings:
+        absolute = self.start is not None or self.end is not None
+        recurring = self.daily_start is not None or self.daily_end is not None
+        if absolute == recurring:
+            raise ValueError("a window has start and end, or daily_start and daily_end")
+        if absolute:
+            if self.start is None or self.end is None:
+                raise ValueError("an absolute window needs both start and end")
+            if _epoch(self.end) <= _epoch(self.start):
+                raise ValueError(f"end {self.end} is not after start {self.start}")
+        elif self.daily_start is None or self.daily_end is None:
+            raise ValueError("a recurring window needs both daily_start and daily_end")
+        if not self.weekdays:
+            raise ValueError("weekdays: name at least one day")
+        if self.ratio is None and self.targets is None:
+            raise ValueError("a window sets a ratio (or targets, in an allocation group)")
+        return self
+
+    def window(self) -> HedgeWindow:
+        """The core's view of this window."""
+        return HedgeWindow(
+            ratio=self.ratio,
+            targets=None if self.targets is None else dict(self.targets),
+            start=None if self.start is None else _epoch(self.start),
+            end=None if self.end is None else _epoch(self.end),
+            weekdays=frozenset(_WEEKDAYS.index(day) for day in self.weekdays),
+            daily_start=None if self.daily_start is None else _seconds(self.daily_start),
+            daily_end=None if self.daily_end is None else _seconds(self.daily_end),
+            label=self.label,
+        )
+
+
+def parse_instant(text: str) -> float:
+    """Epoch seconds of an ISO 8601 date-time (``Z`` or an offset; naive means UTC)."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"not an ISO 8601 date-time: {text!r} (e.g. 2026-03-18T20:00Z)") from None
+    return _epoch(moment)
+
+
+def _epoch(moment: datetime) -> float:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+class AllocationFields(BaseModel):
+    """Fields a hedge group has beyond one static ratio on one contract."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    instruments: dict[AssetKey, str] = Field(
+        default_factory=dict,
+        description="asset -> its own hedge contract (a leg each); others use instrument",
+    )
+    targets: dict[AssetKey, Weight] = Field(
+        default_factory=dict,
+        description="allocation group: asset -> target weight, summing to 1",
+    )
+    trigger: Band = Field(
+        Decimal("0.05"), description="allocation: hedge once a weight exceeds target + this"
+    )
+    release: Band | None = Field(
+        None, description="allocation: buy back below target - this (default: trigger)"
+    )
+    windows: list[WindowSettings] = Field(
+        default_factory=list, description="time-bounded ratio (or targets); first match wins"
+    )
+
+
+def check_group(hedge: Any) -> None:
+    """Cross-field checks of one configured group; raises ``ValueError`` naming the field."""
+    if hedge.targets:
+        _check_allocation(hedge)
+        return
+    if not hedge.assets:
+        raise ValueError("assets: a hedge needs at least one asset (or targets)")
+    if hedge.ratio is None:
+        raise ValueError("ratio: required (an allocation group sets targets instead)")
+    for asset, symbol in hedge.instruments.items():
+        if asset not in hedge.assets:
+            raise ValueError(f"instruments.{asset}: {asset} is not one of the assets")
+        if not symbol:
+            raise ValueError(f"instruments.{asset}: empty instrument")
+    if not hedge.instrument:
+        unmapped = sorted(a for a in hedge.assets if a not in hedge.instruments)
+        if unmapped:
+            raise ValueError(
+                f"instrument: required (the contract hedging {', '.join(unmapped)}); "
+                "or give each asset one in instruments"
+            )
+    for index, window in enumerate(hedge.windows):
+        if window.targets is not None:
+            raise ValueError(f"windows.{index}.targets: only an allocation group has targets")
+        if window.ratio is not None and window.ratio > hedge.max_ratio:
+            raise ValueError(
+                f"windows.{index}.ratio: {window.ratio} is above max_ratio {hedge.max_ratio}"
+            )
+
+
+def _check_targets(where: str, targets: dict[str, Decimal]) -> None:
+    total = sum(targets.values(), Decimal(0))
+    if total != 1:
+        raise ValueError(f"{where}: the weights sum to {total}, not 1")
+
+
+def _check_allocation(hedge: Any) -> None:
+    if hedge.assets:
+        raise ValueError(
+            "assets: an allocation group values the assets of its targets; drop assets"
+        )
+    if hedge.ratio is not None:
+        raise ValueError("ratio: an allocation group hedges the overweight; drop ratio")
+    if hedge.instrument:
+        raise ValueError(
+            "instrument: an allocation group names a contract per hedged asset: "
+            'instruments = { BTC = "BTC/USDT:USDT" }'
+        )
+    _check_targets("targets", hedge.targets)
+    if not hedge.instruments:
+        raise ValueError("instruments: name the contract of at least one asset to hedge")
+    used: dict[str, str] = {}
+    for asset, symbol in hedge.instruments.items():
+        if asset not in hedge.targets:
+            raise ValueError(f"instruments.{asset}: {asset} has no target weight")
+        if asset in STABLECOINS:
+            raise ValueError(f"instruments.{asset}: a stablecoin is not hedged")
+        if symbol in used:
+            raise ValueError(
+                f"instruments.{asset}: {symbol!r} already hedges {used[symbol]}; an allocation "
+                "group needs a separate contract for each hedged asset"
+            )
+        used[symbol] = asset
+    for index, window in enumerate(hedge.windows):
+        if window.ratio is not None:
+            raise ValueError(f"windows.{index}.ratio: an allocation group's windows set targets")
+        if window.targets is not None:
+            if set(window.targets) != set(hedge.targets):
+                raise ValueError(
+                    f"windows.{index}.targets: give a weight for exactly the group's assets "
+                    f"{sorted(hedge.targets)}"
+                )
+            _check_targets(f"windows.{index}.targets", window.targets)
+
+
+def _leg(hedge: H, name: str, parent: str, asset: str | None, **update: Any) -> H:
+    leg = hedge.model_copy(update={"name": name, "instruments": {}, **update})
+    leg._leg = (parent, asset)  # type: ignore[attr-defined]
+    return leg
+
+
+def expand_groups(hedges: Sequence[H]) -> list[H]:
+    """Every configured group as groups of one instrument each (legs); see the module doc.
+
+    Returns the same list when no group needs splitting.
+    """
+    if not any(h.targets or h.instruments for h in hedges):  # type: ignore[attr-defined]
+        return list(hedges) if not isinstance(hedges, list) else hedges
+    result: list[H] = []
+    for hedge in hedges:
+        config: Any = hedge
+        if config.targets:
+            everything = {asset: Decimal(1) for asset in config.targets}
+            for asset, symbol in config.instruments.items():
+                result.append(_leg(hedge, f"{config.name}.{asset}", config.name, asset,
+                                   assets=everything, instrument=symbol))  # fmt: skip
+            continue
+        if not config.instruments:
+            result.append(hedge)
+            continue
+        by_symbol: dict[str, list[str]] = {}
+        for asset in config.assets:
+            by_symbol.setdefault(config.instruments.get(asset) or config.instrument, []).append(
+                asset
+            )
+        if len(by_symbol) == 1:
+            (symbol,) = by_symbol
+            result.append(_leg(hedge, config.name, config.name, None, instrument=symbol))
+            continue
+        for symbol, assets in by_symbol.items():
+            base = symbol.split("/")[0]
+            result.append(_leg(
+                hedge, f"{config.name}.{base}", config.name, None, instrument=symbol,
+                assets={a: config.assets[a] for a in assets},
+                extra_holdings={a: q for a, q in config.extra_holdings.items() if a in assets},
+            ))  # fmt: skip
+    return result
+
+
+def leg_spec(hedge: Any, spec: GroupSpec) -> GroupSpec:
+    """Add what the core needs of a leg and of windows to a group's spec."""
+    leg: tuple[str, str | None] | None = hedge._leg
+    allocation = None
+    if leg is not None and leg[1] is not None:
+        allocation = AllocationSpec(
+            asset=leg[1],
+            targets=dict(hedge.targets),
+            trigger=hedge.trigger,
+            release=hedge.release if hedge.release is not None else hedge.trigger,
+        )
+    return replace(
+        spec,
+        allocation=allocation,
+        windows=tuple(w.window() for w in hedge.windows),
+        parent=None if leg is None else leg[0],
+    )
