@@ -33,7 +33,7 @@ def error_of(tmp_path: Path, text: str) -> str:
         ('mode = "dry-run"', 'mode = "dry-run"\nmaker_fee = 0.001',
          "maker_fee: unknown key here; did you mean [paper] maker_fee?"),
         ('mode = "dry-run"', 'mode = "dry-run"\nratoi = 0.5',
-         "ratoi: unknown key here; did you mean [[hedges]] ratio?"),
+         "ratoi: unknown key here; did you mean [[hedges.windows]] ratio or [[hedges]] ratio?"),
         ("tolerance = 0.02", "tolerance = 0.02\nzzzz = 1", "hedges.0.zzzz: unknown key; known "
          "here: assets, deadline,"),
     ],
