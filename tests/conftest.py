@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,32 @@ def contract_config(tmp_path: Path) -> Path:
     path = tmp_path / "contract.toml"
     path.write_text(CONTRACT_TOML)
     return path
+
+
+#: Ports a hedgekeeper service on this machine listens on by default (control, metrics).
+DEFAULT_SERVICE_PORTS = (8765, 9108)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def default_ports_held() -> Iterator[list[int]]:
+    """Hold the default control and metrics ports for the whole suite.
+
+    A hedgekeeper service may run beside the tests (issue 10): a test that binds a default
+    port instead of port 0 then fails here, every time, not only on that machine. A port
+    already taken (by such a service) is left to its owner: the effect is the same.
+    """
+    held: list[socket.socket] = []
+    for port in DEFAULT_SERVICE_PORTS:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            listener.bind(("127.0.0.1", port))
+            listener.listen(8)
+        except OSError:
+            listener.close()
+            continue
+        held.append(listener)
+    try:
+        yield [listener.getsockname()[1] for listener in held]
+    finally:
+        for listener in held:
+            listener.close()

@@ -31,6 +31,26 @@ app = typer.Typer(
 
 EXIT_CONFIG = 2
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from hedgekeeper import __version__
+
+        typer.echo(f"hedgekeeper {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Keeps a crypto spot portfolio hedged with short futures."""
+
 ConfigOption = Annotated[
     Path,
     typer.Option(
@@ -186,7 +206,13 @@ async def _run(settings: Any, state_dir: Path, log: Any) -> int:
         try:
             await ops.start()  # control, metrics, notifier, heartbeat; then READY=1
         except OSError as error:  # a port already taken
-            log.error("daemon.failed", error=f"cannot start the control or metrics server: {error}")
+            log.error(
+                "daemon.failed",
+                error=f"cannot start the control or metrics server: {error}",
+                hint="another process (a hedgekeeper service?) holds the port: set [control] "
+                "port or [metrics] port (HEDGEKEEPER_CONTROL__PORT=0 picks a free one; "
+                "make run CONTROL_PORT=…)",
+            )
             return 1
         log.info(
             "daemon.started",

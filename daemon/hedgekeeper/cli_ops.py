@@ -180,6 +180,9 @@ def status(
     token: TokenOption = None,
     timeout: TimeoutOption = 5.0,
     as_json: JsonOption = False,
+    wide: Annotated[
+        bool, typer.Option("--wide", help="Every figure exact, with instrument, drift USD, …")
+    ] = False,
 ) -> None:
     """Show the running daemon: mode, trading state, last cycle, every group's hedge."""
     endpoint = resolve_endpoint(config, url, token)
@@ -194,53 +197,18 @@ def status(
     if as_json:
         sys.stdout.write(json.dumps(body) + "\n")
         return
-    _print_status(body)
+    _print_status(body, wide=wide)
 
 
-def _print_status(document: dict[str, Any]) -> None:
+def _print_status(document: dict[str, Any], wide: bool = False) -> None:
     from rich.console import Console
-    from rich.table import Table
 
-    last = document.get("last_cycle")
-    cycle = (
-        "no cycle yet"
-        if last is None
-        else (f"cycle {last['cycle']} {last['status']} {last['age_s']:.0f}s ago")
-    )
-    flattening = ", flattening" if document.get("flattening") else ""
-    title = (
-        f"hedgekeeper {document['instance']} — {document['mode']}, "
-        f"{document['trading_state']}{flattening}, {cycle}"
-    )
-    table = Table(title=title, caption=f"health: {document['health']}")
-    columns = (
-        "group",
-        "exposure USD",
-        "target",
-        "hedge",
-        "pending",
-        "drift USD",
-        "drift %",
-        "funding 24h",
-        "last action",
-        "reason",
-    )
-    for column in columns:
-        table.add_column(column, justify="left" if column in ("group", "reason") else "right")
-    for group in document["groups"]:
-        table.add_row(
-            group["name"],
-            group["exposure_usd"] or "?",
-            group["target_contracts"] or "?",
-            group["hedge_after_contracts"] or group["hedge_contracts"] or "?",
-            group["pending_contracts"] or "?",
-            group["drift_usd"] or "?",
-            group["drift_pct"] or "?",
-            group.get("funding_usd_24h") or "0",
-            group["action"] + (f" ({group['order_status']})" if group["order_status"] else ""),
-            group["reason"],
-        )
-    Console().print(table)
+    from hedgekeeper.status_table import NARROW_WIDTH, status_table
+
+    width = Console().width
+    # Narrow: at most 80 columns, whatever the terminal. Wide: never squeezed, even in a pipe.
+    console = Console(width=max(width, 200) if wide else min(width, NARROW_WIDTH))
+    console.print(status_table(document, wide=wide))
 
 
 # -- events ------------------------------------------------------------------------------------
@@ -332,9 +300,16 @@ def _command(name: str, endpoint: Endpoint, reason: str | None, timeout: float) 
     except (OSError, TimeoutError, WebSocketException) as error:
         raise _unreachable(error) from None
     if not reply.get("ok"):
-        typer.echo(f"{name} refused: {reply.get('error')}", err=True)
-        if endpoint.token is None:
-            typer.echo("hint: pass --token, or --config with control.token set", err=True)
+        refusal = str(reply.get("error"))
+        typer.echo(f"{name} refused: {refusal}", err=True)
+        # When the daemon has no token at all, the refusal itself says what to set there;
+        # "pass --token" would send the operator looking for a token that does not exist.
+        if endpoint.token is None and "no control token" not in refusal:
+            typer.echo(
+                "hint: pass --token TOKEN, set HEDGEKEEPER_CONTROL__TOKEN, or give --config "
+                "the daemon's configuration (its control.token is read from there)",
+                err=True,
+            )
         raise typer.Exit(EXIT_FAILED)
     result = reply.get("result") or {}
     details = ", ".join(f"{key} {value}" for key, value in result.items())

@@ -212,8 +212,8 @@ def group_views(engine: Engine) -> list[GroupView]:
 def status_snapshot(engine: Engine, *, now: float | None = None) -> dict[str, Any]:
     """The ``/status`` document: mode, trading state, last cycle, every group.
 
-    Each group also carries its net funding (USD, positive: received) over the last
-    24 h and since the journal began.
+    Each group also carries its market's ``amount_step`` and its net funding (USD,
+    positive: received) over the last 24 h and since the journal began.
 
     Reads the journal, so call it on the engine's event loop thread.
     """
@@ -233,9 +233,15 @@ def status_snapshot(engine: Engine, *, now: float | None = None) -> dict[str, An
         }
     day = engine.journal.funding_usd(since=now - 86400)
     total = engine.journal.funding_usd()
+    markets = {
+        g.name: engine.markets.get(g.hedge_account, {}).get(g.instrument) for g in engine.groups
+    }
     groups = []
     for view in group_views(engine):
         data = view.as_dict()
+        # The market's precision, so a client can show contracts as the exchange counts them.
+        market = markets.get(view.name)
+        data["amount_step"] = None if market is None else fmt(market.amount_step)
         data["funding_usd_24h"] = fmt(day.get(view.name, _ZERO))
         data["funding_usd_total"] = fmt(total.get(view.name, _ZERO))
         groups.append(data)

@@ -15,7 +15,9 @@ import pytest
 from tests.conftest import CONTRACT_TOML, REPO
 
 HEDGEKEEPER = [sys.executable, "-m", "hedgekeeper"]
-ENV = {**os.environ, "PYTHONPATH": str(REPO / "daemon")}
+# The contract config has no [control] section: port 0 keeps these daemons off the default
+# 8765, which a hedgekeeper service on this machine may hold (the suite holds it too).
+ENV = {**os.environ, "PYTHONPATH": str(REPO / "daemon"), "HEDGEKEEPER_CONTROL__PORT": "0"}
 
 
 def cli(*args: str, **kw) -> subprocess.CompletedProcess[str]:

@@ -141,6 +141,8 @@ async def test_health_and_command_exit_codes(tmp_path: Path) -> None:
         # No token configured in the daemon: refused, with the way out.
         code, _, err = await run("halt", "--url", url, "--token", "guess")
         assert code == 1 and "set control.token" in err
+        code, _, err = await run("halt", "--url", url)
+        assert code == 1 and "set control.token" in err and "pass --token" not in err
         code, _, err = await run("flatten", "--url", url)
         assert code == 2 and "--yes" in err, "flatten asks for confirmation"
     finally:

@@ -152,3 +152,67 @@ def test_entrypoint_and_healthcheck_outside_docker(tmp_path: Path) -> None:
     assert process.returncode == 0, stderr.decode()[-2000:]
     lines = [json.loads(line) for line in stderr.decode().splitlines()]
     assert lines[-1]["event"] == "daemon.stopped" and all(line["mode"] for line in lines)
+
+
+def compose_examples() -> list[str]:
+    """The ``hedgekeeper status`` examples in the compose file's comments, as written."""
+    examples = []
+    for line in COMPOSE.read_text().splitlines():
+        text = line.lstrip("# ").strip()
+        if "hedgekeeper status" in text and not text.startswith("-"):
+            examples.append(text)
+    return examples
+
+
+def test_compose_status_examples_work_as_written(tmp_path: Path) -> None:
+    """The container's environment (image + compose), a token secret: the status examples
+    in the compose file succeed, inside the container and from the host; no token is 401."""
+    service = yaml.safe_load(COMPOSE.read_text())["services"]["hedgekeeper"]
+    secrets = tmp_path / "run" / "secrets"
+    secrets.mkdir(parents=True)
+    token = "0123456789abcdef0123456789abcdef"
+    (secrets / "control__token").write_text(token + "\n")
+    config = tmp_path / "config.toml"
+    shutil.copy(REPO / "config/offline-demo.toml", config)
+    port = free_port()
+    env = clean_env()
+    env.update({k: v for k, v in image_env().items() if k.startswith("HEDGEKEEPER_")})
+    env.update({k: str(v).replace("${MODE:-dry-run}", "dry-run")
+                for k, v in service["environment"].items()})  # fmt: skip
+    env.update(
+        HEDGEKEEPER_CONFIG=str(config),
+        HEDGEKEEPER_STATE_DIR=str(tmp_path / "state"),
+        HEDGEKEEPER_SECRETS_DIR=str(secrets),
+        HEDGEKEEPER_CONTROL__PORT=str(port),
+        HEDGEKEEPER_METRICS__PORT=str(free_port()),
+    )
+    inside, from_host = compose_examples()[:2]
+    assert inside.startswith("docker compose") and " exec hedgekeeper hedgekeeper status" in inside
+    assert from_host.startswith("hedgekeeper status --url http://127.0.0.1:8765 --token")
+
+    def hedgekeeper(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "hedgekeeper", *args], env=env,
+                              capture_output=True, text=True, timeout=30)  # fmt: skip
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hedgekeeper", "run", "--config", str(config)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: hedgekeeper("health").returncode == 0, 20, "healthy")
+        # docker compose exec: the same command with the container's environment
+        exec_args = shlex.split(inside.split(" exec hedgekeeper hedgekeeper ", 1)[1])
+        result = hedgekeeper(*exec_args)
+        assert result.returncode == 0 and "hedgekeeper hk — dry-run" in result.stdout, result
+        # from the host: the published port, the token from the secret file
+        host_args = shlex.split(
+            from_host.replace("$(sudo cat deploy/secrets/control__token)", token)
+            .replace(":8765", f":{port}")
+        )[1:]  # fmt: skip
+        result = hedgekeeper(*host_args)
+        assert result.returncode == 0 and "hedgekeeper hk — dry-run" in result.stdout, result
+        refused = hedgekeeper("status", "--url", f"http://127.0.0.1:{port}")
+        assert refused.returncode == 1 and "401" in refused.stderr
+    finally:
+        process.terminate()
+        process.wait(10)
