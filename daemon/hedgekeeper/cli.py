@@ -356,6 +356,7 @@ def main() -> None:
 # Operator commands that talk to a running daemon (status, events, health, halt, …)
 # live in their own module and register themselves on ``app``.
 from hedgekeeper import cli_ops as _cli_ops  # noqa: E402, F401, I001
+from hedgekeeper import cli_backtest as _cli_backtest  # noqa: E402, F401
 
 
 if __name__ == "__main__":  # pragma: no cover

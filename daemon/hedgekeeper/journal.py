@@ -16,7 +16,7 @@ import secrets
 import sqlite3
 import string
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -151,9 +151,13 @@ def _dec(value: str | None) -> Decimal | None:
 class Journal:
     """The daemon's durable memory; see the module docstring."""
 
-    def __init__(self, path: Path | None) -> None:
-        """Open (creating if needed) the journal at ``path``; ``None`` keeps it in memory."""
+    def __init__(self, path: Path | None, *, clock: Callable[[], float] = time.time) -> None:
+        """Open (creating if needed) the journal at ``path``; ``None`` keeps it in memory.
+
+        ``clock`` dates cycles, orders and fills (a backtest passes market time).
+        """
         self.path = path
+        self._now = clock
         try:
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -232,7 +236,7 @@ class Journal:
 
         Returns False when its sequence number is already taken in this journal.
         """
-        now = time.time()
+        now = self._now()
         seq = int(info.client_order_id[-10:])
         with self.transaction() as db:
             if db.execute("SELECT 1 FROM orders WHERE seq = ?", (seq,)).fetchone():
@@ -262,7 +266,7 @@ class Journal:
             self._put(db, "trading_state", state.value)
             db.execute(
                 "INSERT INTO operator_actions (at, action, source, detail) VALUES (?, ?, ?, ?)",
-                (time.time(), f"state:{state.value}", source, reason),
+                (self._now(), f"state:{state.value}", source, reason),
             )
 
     def flag(self, name: str) -> bool:
@@ -294,7 +298,7 @@ class Journal:
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO operator_actions (at, action, source, detail) VALUES (?, ?, ?, ?)",
-                (time.time(), action, source, detail),
+                (self._now(), action, source, detail),
             )
 
     # -- cycles and decisions -------------------------------------------------------------
@@ -302,7 +306,7 @@ class Journal:
     def begin_cycle(self) -> int:
         """Start a cycle record and return its number."""
         with self.transaction() as db:
-            cursor = db.execute("INSERT INTO cycles (started_at) VALUES (?)", (time.time(),))
+            cursor = db.execute("INSERT INTO cycles (started_at) VALUES (?)", (self._now(),))
             return int(cursor.lastrowid or 0)
 
     def finish_cycle(
@@ -315,7 +319,7 @@ class Journal:
     ) -> None:
         """Close a cycle: its summary, its decisions (group, action, reason, detail), and
         the positions it saw (account, symbol, contracts), in one transaction."""
-        now = time.time()
+        now = self._now()
         with self.transaction() as db:
             db.executemany(
                 "INSERT INTO positions_seen (account, symbol, contracts, at) VALUES (?, ?, ?, ?) "
@@ -409,7 +413,7 @@ class Journal:
         transaction that writes the order; the journal's random 4-character epoch
         keeps a new journal (a wiped state directory) from reusing an old id.
         """
-        now = time.time()
+        now = self._now()
         epoch = self.epoch()
         with self.transaction() as db:
             row = db.execute("SELECT MAX(seq) FROM orders").fetchone()
@@ -465,7 +469,7 @@ class Journal:
                     None if filled is None else str(filled),
                     None if average_price is None else str(average_price),
                     exchange_order_id,
-                    time.time(),
+                    self._now(),
                     client_order_id,
                 ),
             )
@@ -484,7 +488,7 @@ class Journal:
             (
                 order.request.client_order_id, order.account, order.request.symbol,
                 order.request.side.value, str(amount), None if price is None else str(price),
-                str(fee_usd), time.time(),
+                str(fee_usd), self._now(),
             ),
         )  # fmt: skip
 
@@ -556,7 +560,7 @@ class Journal:
                     "asset, amount_usd, rate, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (r.account, p.id, r.group, p.symbol, p.timestamp, str(p.amount), p.asset,
                      None if r.amount_usd is None else str(r.amount_usd),
-                     None if p.rate is None else str(p.rate), time.time()),
+                     None if p.rate is None else str(p.rate), self._now()),
                 )  # fmt: skip
                 if cursor.rowcount:
                     new.append(r)

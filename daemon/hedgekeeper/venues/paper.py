@@ -24,7 +24,7 @@ first is booked. :meth:`fetch_funding` returns the wrapped venue's real funding
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from decimal import Decimal
 
@@ -58,8 +58,13 @@ _QUOTE_REUSE_SECONDS = 5.0
 class PaperVenue:
     """Wraps a venue so that orders are paper fills; see the module docstring."""
 
-    def __init__(self, inner: Venue, journal: Journal, settings: PaperSettings) -> None:
+    def __init__(
+        self, inner: Venue, journal: Journal, settings: PaperSettings,
+        *, clock: Callable[[], float] = time.time,
+    ) -> None:  # fmt: skip
+        """``clock`` dates paper funding payments (a backtest passes market time)."""
         self.inner = inner
+        self._clock = clock
         self.name = inner.name
         self._journal = journal
         self._settings = settings
@@ -143,7 +148,7 @@ class PaperVenue:
             return None
         amount, _ = settlement(market, contracts, mark, rate)
         return FundingPayment(
-            f"paper-{market.symbol}-{int(settled_at * 1000)}", market.symbol, time.time(),
+            f"paper-{market.symbol}-{int(settled_at * 1000)}", market.symbol, self._clock(),
             amount, market.settle or market.quote, rate,
         )  # fmt: skip
 

@@ -1,0 +1,171 @@
+"""Command line: ``hedgekeeper backtest`` (history through the engine) and ``report``.
+
+Both register themselves on :data:`hedgekeeper.cli.app`. Output goes to stdout
+(a table, or one JSON document with ``--json``); the progress bar and logs go to
+stderr. Exit codes: 0 ok, 2 bad configuration, data or usage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from hedgekeeper.cli import ConfigOption, _fail_config, _load, app
+from hedgekeeper.exceptions import ConfigError
+
+__all__ = ["backtest", "parse_when"]
+
+
+def parse_when(value: str | None, name: str) -> int | None:
+    """``2021-05-01`` or ``2021-05-01T12:00`` (UTC) as epoch milliseconds."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"{name}: {value!r} is not a date (YYYY-MM-DD[THH:MM])") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+@app.command()
+def backtest(
+    config: ConfigOption,
+    start: Annotated[
+        str | None, typer.Option("--from", help="First bar (UTC date or date-time).")
+    ] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Last bar (UTC).")] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data", help="Directory of CSV bars (the ../shared/data/binance layout).",
+            file_okay=False,
+        ),
+    ] = None,
+    fetch: Annotated[
+        bool, typer.Option("--fetch", help="Read the bars through ccxt (cached on disk).")
+    ] = False,
+    cache: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache", help="Where --fetch keeps its bars (default ./backtest-cache).",
+            file_okay=False,
+        ),
+    ] = None,
+    interval: Annotated[
+        str, typer.Option("--interval", help="Bar interval: 1m, 5m, 1h, …")
+    ] = "1h",
+    max_hold: Annotated[
+        int, typer.Option("--max-hold", min=0, help="Bars a gap is held before groups sit out.")
+    ] = 3,
+    journal: Annotated[
+        Path | None,
+        typer.Option(
+            "--journal", help="Keep the run's journal in this file (default: memory).",
+            dir_okay=False,
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+    html: Annotated[
+        Path | None,
+        typer.Option("--html", help="Write an HTML report with charts.", dir_okay=False),
+    ] = None,
+    png: Annotated[
+        Path | None, typer.Option("--png", help="Write the charts as one PNG.", dir_okay=False)
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
+) -> None:
+    """Replay history through the engine, one cycle per bar, and report the hedge's cost."""
+    settings = _load(config)
+    from hedgekeeper.logs import configure_logging
+
+    # The engine logs every cycle: a backtest shows errors only (what was blocked or sat
+    # out, and why, is counted in the report instead).
+    configure_logging("error", settings.log.format, mode="backtest")
+    if (data is None) == (not fetch):
+        raise _fail_config("give exactly one of --data DIR and --fetch")
+    try:
+        start_ms, end_ms = parse_when(start, "--from"), parse_when(end, "--to")
+        if start_ms is not None and end_ms is not None and end_ms < start_ms:
+            raise ConfigError(f"--to {end} is before --from {start}")
+        if journal is not None and journal.exists():
+            raise ConfigError(f"--journal {journal}: the file exists; give a new one")
+        result = asyncio.run(_backtest(settings, data, fetch, cache, interval, start_ms, end_ms,
+                                       max_hold, journal, progress and not as_json,
+                                       html, png))  # fmt: skip
+    except ConfigError as error:
+        raise _fail_config(str(error)) from None
+    run, results = result
+    from hedgekeeper.backtest.report import document, print_tables
+
+    if as_json:
+        sys.stdout.write(json.dumps(document(run, results)) + "\n")
+    else:
+        print_tables(run, results)
+
+
+async def _backtest(
+    settings: Any, data: Path | None, fetch: bool, cache: Path | None, interval: str,
+    start_ms: int | None, end_ms: int | None, max_hold: int, journal: Path | None,
+    progress: bool, html: Path | None, png: Path | None,
+) -> tuple[Any, Any]:  # fmt: skip
+    from hedgekeeper.backtest.analysis import analyse
+    from hedgekeeper.backtest.runner import load_data, run_backtest
+
+    markets = None
+    if fetch:
+        raise ConfigError("--fetch is not available yet: give --data DIR")
+    assert data is not None
+    directory = data
+    bars = load_data(settings, directory, interval, start_ms=start_ms, end_ms=end_ms,
+                     max_hold=max_hold)  # fmt: skip
+    if not len(bars.timeline):
+        raise ConfigError("backtest data: no bars inside the window")
+    bar = _Progress(len(bars.timeline)) if progress else None
+    try:
+        run = await run_backtest(settings, bars, journal_path=journal, markets=markets,
+                                 progress=bar.update if bar else None)  # fmt: skip
+    finally:
+        if bar is not None:
+            bar.close()
+    results = analyse(run, series=html is not None or png is not None)
+    if html is not None or png is not None:
+        from hedgekeeper.backtest.charts import write_html, write_png
+
+        if png is not None:
+            write_png(results, png)
+        if html is not None:
+            write_html(run, results, html)
+    run.journal.close()
+    return run, results
+
+
+class _Progress:
+    """A rich progress bar on stderr, redrawn every 1 % (cheap next to a cycle)."""
+
+    def __init__(self, total: int) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._progress = Progress(
+            TextColumn("backtest"), BarColumn(), TextColumn("{task.completed}/{task.total} bars"),
+            TimeRemainingColumn(), console=Console(stderr=True), transient=True,
+        )  # fmt: skip
+        self._task = self._progress.add_task("bars", total=total)
+        self._every = max(1, total // 100)
+        self._progress.start()
+
+    def update(self, done: int, total: int) -> None:
+        if done % self._every == 0 or done == total:
+            self._progress.update(self._task, completed=done)
+
+    def close(self) -> None:
+        self._progress.stop()
+
