@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import html
 import io
-from datetime import UTC, datetime
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
