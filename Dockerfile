@@ -10,10 +10,15 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY daemon ./daemon
+# The dependencies first, in a layer of their own: a change to daemon/ or the README
+# then rebuilds in seconds instead of downloading ccxt and the rest again.
+COPY pyproject.toml ./
 RUN python -m venv /opt/hedgekeeper \
-    && /opt/hedgekeeper/bin/pip install --no-cache-dir . \
+    && /opt/hedgekeeper/bin/python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" > requirements.txt \
+    && /opt/hedgekeeper/bin/pip install --no-cache-dir -r requirements.txt
+COPY README.md ./
+COPY daemon ./daemon
+RUN /opt/hedgekeeper/bin/pip install --no-cache-dir --no-deps . \
     && /opt/hedgekeeper/bin/python -m compileall -q /opt/hedgekeeper/lib
 
 # -- run: the virtualenv, a non-root user, nothing else -------------------------------------------

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from hedgekeeper.exceptions import ConfigError, HedgekeeperError
+from hedgekeeper.exceptions import ConfigError, HedgekeeperError, JournalError
 from hedgekeeper.model import Mode
 
 __all__ = ["app", "main"]
@@ -177,7 +177,11 @@ async def _run(settings: Any, state_dir: Path, log: Any) -> int:
     from hedgekeeper.ops import Operations
     from hedgekeeper.venues import build_venues
 
-    journal = Journal(state_dir / "journal.db")
+    try:
+        journal = Journal(state_dir / "journal.db")
+    except JournalError as error:  # an unwritable state volume will not heal by restarting
+        log.error("daemon.failed", error=f"{error} (can uid {os.getuid()} write {state_dir}?)")
+        return EXIT_CONFIG
     engine: Engine | None = None
     ops: Operations | None = None
     try:

@@ -168,7 +168,7 @@ class Journal:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=5000")
             self._migrate()
-        except sqlite3.Error as error:
+        except (sqlite3.Error, OSError) as error:  # OSError: the state directory's mkdir
             raise JournalError(f"cannot open journal {path}: {error}") from error
 
     def _migrate(self) -> None:
