@@ -370,7 +370,8 @@ class Docker:
     name = "docker"
 
     def __init__(self) -> None:
-        self.container: str | None = None  # created for export and diff
+        self.container: str | None = None  # created, never started: for export
+        self.started: list[str] = []  # run, in order: the last one is diffed
         self.volumes: list[str] = []
 
     def prepare_base(self, cache: Path, report: Report) -> None:
@@ -409,6 +410,7 @@ class Docker:
         container = run(
             ["docker", "run", "-d", "-v", f"{source}:{volume}", self.tag]
         ).stdout.strip()
+        self.started.append(container)
         stderr = stderr_path.open("wb")
         logs = subprocess.Popen(
             ["docker", "logs", "-f", container], stdout=subprocess.DEVNULL, stderr=stderr
@@ -429,16 +431,15 @@ class Docker:
             run(["docker", "stop", "-t", str(int(within)), container])
         status = json.loads(run(["docker", "inspect", container]).stdout)[0]["State"]
         logs.wait(10)
-        self.last = container
         code = int(status["ExitCode"])
         return None if code == 137 else code  # 137: killed after the grace period
 
     def diff(self) -> list[str]:
-        out = run(["docker", "diff", self.last]).stdout
+        out = run(["docker", "diff", self.started[-1]]).stdout
         return sorted(out.splitlines())
 
     def cleanup(self) -> None:
-        for container in filter(None, [self.container, getattr(self, "last", None)]):
+        for container in filter(None, [self.container, *self.started]):
             subprocess.run(["docker", "rm", "-f", container], capture_output=True)
         for volume in self.volumes:
             subprocess.run(["docker", "volume", "rm", volume], capture_output=True)
