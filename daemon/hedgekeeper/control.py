@@ -16,8 +16,16 @@ WebSocket:
   header of the handshake); each command gets one JSON reply. Commands always need
   ``control.token``; without one configured they are refused.
 
-On a non-loopback address (which the settings allow only with a token) ``/status``
-and ``/events`` need the token too; ``/healthz`` never does.
+On a non-loopback address (which the settings allow only with a token) every endpoint
+needs the token, ``/healthz`` included unless the probe itself comes from loopback
+(a container's ``HEALTHCHECK``).
+
+Browsers: a request carrying an ``Origin`` header not listed in
+``control.allowed_origins`` is refused (403) on every path, so a web page open in the
+operator's browser can neither read ``/status`` nor open ``/events`` or ``/command``. The
+``Host`` header must name the bind address, ``localhost``, ``127.0.0.1`` or ``[::1]`` (or
+one of ``control.allowed_hosts``): a DNS-rebinding page reaches the port under its own
+name and is refused.
 """
 
 from __future__ import annotations
@@ -99,6 +107,13 @@ class ControlServer:
         self._port = control.port if port is None else port
         self._token = None if control.token is None else control.token.get_secret_value()
         self._reads_need_token = self.host not in _LOOPBACK
+        self._origins = frozenset(o.rstrip("/").lower() for o in control.allowed_origins)
+        self._hosts = frozenset(
+            {self.host.lower(), "localhost", "127.0.0.1", "::1", "[::1]"}
+            | {h.lower() for h in control.allowed_hosts}
+        )
+        # Bound to every interface, every endpoint needs the token: Host names vary.
+        self._check_host = self.host not in ("0.0.0.0", "::", "")
         self.stale_after = (
             STALE_CYCLES * engine.settings.poll_interval if stale_after is None else stale_after
         )
@@ -158,19 +173,38 @@ class ControlServer:
             return False
         return hmac.compare_digest(token.encode(), self._token.encode())
 
+    def _refusal(self, connection: ServerConnection, request: Request,
+                 path: str) -> Response | None:  # fmt: skip
+        """403/401 for a browser origin, a foreign Host, or a missing token off loopback."""
+        origin = request.headers.get("Origin")
+        if origin is not None and origin.rstrip("/").lower() not in self._origins:
+            self._log.warning("control.origin_refused", path=path)
+            return _json_response(connection, HTTPStatus.FORBIDDEN,
+                                  {"error": "browser origin not allowed (control.allowed_origins)"})
+        if self._check_host and _host_name(request.headers.get("Host")) not in self._hosts:
+            self._log.warning("control.host_refused", path=path)
+            return _json_response(connection, HTTPStatus.FORBIDDEN,
+                                  {"error": "Host not allowed (control.allowed_hosts)"})
+        if not self._reads_need_token or path == "/command":
+            return None  # commands check their token per message
+        address = connection.remote_address
+        peer_host = str(address[0]) if isinstance(address, tuple) and address else ""
+        if path == "/healthz" and peer_host in ("127.0.0.1", "::1"):
+            return None
+        if not self._authorized(bearer_token(request.headers.get("Authorization"))):
+            return _json_response(connection, HTTPStatus.UNAUTHORIZED,
+                                  {"error": "unauthorized: send Authorization: Bearer <token>"})
+        return None
+
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path.rstrip("/") or "/"
+        refused = self._refusal(connection, request, path)
+        if refused is not None:
+            return refused
         if path == "/healthz":
             state = health(self.engine.last_success_at, self.stale_after, self._clock())
             code = HTTPStatus.OK if state.healthy else HTTPStatus.SERVICE_UNAVAILABLE
             return _json_response(connection, code, state.as_dict())
-        if path in ("/status", "/events") and self._reads_need_token:
-            if not self._authorized(bearer_token(request.headers.get("Authorization"))):
-                return _json_response(
-                    connection,
-                    HTTPStatus.UNAUTHORIZED,
-                    {"error": "unauthorized: send Authorization: Bearer <token>"},
-                )
         if path == "/status":
             snapshot = self._redactor.data(status_snapshot(self.engine, now=self._clock()))
             return _json_response(connection, HTTPStatus.OK, snapshot)
@@ -297,6 +331,16 @@ class ControlServer:
         engine.journal.record_action("hedge_now", "control", reason)
         engine.hedge_now()
         return {"triggered": True}
+
+
+def _host_name(header: str | None) -> str:
+    """The host part of a ``Host`` header, lower-case, without the port."""
+    if not header:
+        return ""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header.split("]")[0] + "]"
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
 def _is_upgrade(headers: Headers) -> bool:

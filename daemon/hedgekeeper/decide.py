@@ -20,6 +20,7 @@ from hedgekeeper.model import (
     MarketKind,
     MarketSpec,
     Plan,
+    Quote,
     Side,
     TradingState,
 )
@@ -163,8 +164,14 @@ class Decider:
             pending += info.remaining if info.side is Side.SELL else -info.remaining
         return pending
 
-    def decide(self, group: GroupSpec, snap: Snapshot, in_flux: set[str]) -> GroupDecision:
-        """Assess, plan and guard one group (journal reads only, no venue I/O)."""
+    def decide(self, group: GroupSpec, snap: Snapshot, in_flux: set[str],
+               holds: dict[str, str] | None = None) -> GroupDecision:  # fmt: skip
+        """Assess, plan and guard one group (journal reads only, no venue I/O).
+
+        ``in_flux`` and ``holds`` name groups that must not trade this cycle: an order
+        moved since the snapshot, or (``holds``, with the reason) a position read lags a
+        fill or an order is in a state the daemon cannot account for.
+        """
         engine = self.engine
         hedge: HedgeSettings = engine.settings.hedge(group.name)
         account = group.hedge_account
@@ -190,6 +197,9 @@ class Decider:
             return skipped
         if group.name in in_flux:
             skipped.reason = "an order resolved since the snapshot: waiting for a fresh read"
+            return skipped
+        if holds and group.name in holds:
+            skipped.reason = f"held: {holds[group.name]}"
             return skipped
         # Every price the decision rests on is watched: the instrument's and each held
         # asset's (a spike in a proxy-hedged asset moves the exposure, hence the target).
@@ -244,12 +254,18 @@ class Decider:
                 f"{plan.reason}: first cancel the working {opposite[0].request.side} ({ids})"
             )
             return decision
-        age = max(0.0, snap.taken_at - quote.timestamp) if quote.timestamp else 0.0
+        # Every price the decision rests on is age-checked: the instrument's and each
+        # priced asset's (snapshot stamps quotes that came without a time on receipt).
+        ages: dict[str, float | None] = {f"quote of {group.instrument}": _age(snap, quote)}
+        for asset, (source_account, symbol) in engine.price_sources[group.name].items():
+            source = (snap.quotes.get(source_account) or {}).get(symbol)
+            if source is not None:
+                ages[f"price of {asset} ({symbol})"] = _age(snap, source)
         state: TradingState = engine.executor.trading_state
         window_start = engine.clock() - hedge.runaway_window
         rules = [
             lambda i: check_trading_state(i, state),
-            lambda i: check_data_age(i, {f"quote of {group.instrument}": age}, hedge.max_data_age),
+            lambda i: check_data_age(i, ages, hedge.max_data_age),
             lambda i: check_basis(i, quote.mark, quote.index, hedge.max_basis),
             lambda i: _jump_rule(i, accepted, jump_reason),
             lambda i: check_cap(i, plan),
@@ -323,3 +339,8 @@ class Decider:
 
 def _jump_rule(intent: Any, accepted: bool, reason: str) -> GuardResult:
     return GuardResult(intent if accepted else None, "jump", reason)
+
+
+def _age(snap: Snapshot, quote: Quote) -> float:
+    """Seconds between a quote's time and the snapshot (0 for a quote from the future)."""
+    return max(0.0, snap.taken_at - quote.timestamp) if quote.timestamp else 0.0

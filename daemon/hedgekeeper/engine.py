@@ -24,14 +24,23 @@ from typing import Any
 
 from hedgekeeper.decide import Decider, GroupDecision
 from hedgekeeper.events import EventBus
-from hedgekeeper.exceptions import ConfigError, VenueError
+from hedgekeeper.exceptions import (
+    AuthError,
+    ConfigError,
+    OrderRejectedError,
+    VenueConfigError,
+    VenueError,
+)
 from hedgekeeper.execution import Executor, HaltRequired
 from hedgekeeper.funding_collector import FundingCollector
+from hedgekeeper.gate import GatedVenue, ReadOnlyVenue, WriteGate, WriteRefused
 from hedgekeeper.journal import Journal
 from hedgekeeper.logs import get_logger
 from hedgekeeper.model import STABLECOINS, GroupSpec, MarketSpec, Mode, TradingState
+from hedgekeeper.orders import IllegalTransition
 from hedgekeeper.settings import Settings
 from hedgekeeper.snapshot import AccountNeeds, Snapshot, SnapshotReader
+from hedgekeeper.statelock import StateLock
 from hedgekeeper.venues.base import Venue
 
 __all__ = ["CycleReport", "Engine", "GroupDecision"]
@@ -57,10 +66,26 @@ class Engine:
         journal: Journal,
         *,
         clock: Callable[[], float] = time.time,
+        lock: StateLock | None = None,
     ) -> None:
+        """``venues`` all :class:`ReadOnlyVenue` make a read-only engine (``plan``): it
+        never writes to an exchange or the journal and runs no reconciliation. Otherwise
+        every venue is wrapped in :class:`GatedVenue`, so each exchange write passes the
+        one :class:`WriteGate` (trading state, orders per minute, ``lock`` still held)."""
         self.settings = settings
-        self.venues = venues
         self.journal = journal
+        self.read_only = bool(venues) and all(isinstance(v, ReadOnlyVenue) for v in venues.values())
+        if any(isinstance(v, ReadOnlyVenue) for v in venues.values()) and not self.read_only:
+            raise ValueError("read-only and writable venues cannot be mixed in one engine")
+        self.gate = WriteGate(
+            journal, settings.execution.max_orders_per_minute, lock=lock, clock=clock
+        )
+        self.venues: dict[str, Venue] = (
+            dict(venues) if self.read_only else {
+                name: v if isinstance(v, GatedVenue) else GatedVenue(v, self.gate)
+                for name, v in venues.items()
+            }
+        )  # fmt: skip
         self.clock = clock
         self.groups: list[GroupSpec] = settings.group_specs()
         self.markets: dict[str, dict[str, MarketSpec]] = {}
@@ -98,14 +123,16 @@ class Engine:
         )
         self.markets = dict(zip(wanted, loaded, strict=True))
         self._check_markets()
-        await self._prepare_venues()
+        if not self.read_only:
+            await self._prepare_venues()
         self.reader = SnapshotReader(
             self.venues, self._needs(), self.settings.instance, self.settings.execution,
             clock=self.clock, log=self.log, retry_budget=max(1.0, self.settings.poll_interval / 2),
             events=self.events,
         )  # fmt: skip
         self.executor.load(self.markets)
-        await self._reconcile()
+        if not self.read_only:
+            await self._reconcile()
 
     def _check_markets(self) -> None:
         problems: list[str] = []
@@ -227,6 +254,8 @@ class Engine:
     async def run_cycle(self, *, trade: bool = True) -> CycleReport:
         """One full cycle; with ``trade=False`` nothing is sent or journaled (``plan``)."""
         started = time.perf_counter()
+        if trade and self.read_only:
+            raise RuntimeError("a read-only engine cannot trade")
         cycle = self.journal.begin_cycle() if trade else None
         log = self.log.bind(cycle=cycle) if cycle is not None else self.log
         report = CycleReport(cycle)
@@ -237,29 +266,22 @@ class Engine:
                 "auth", "; ".join(f"{k}: {v}" for k, v in snap.auth_errors.items())
             )
         in_flux: set[str] = set()
+        self.executor.held.clear()
         if can_trade:
             in_flux = await self.executor.reconcile(snap.open_orders, log)
             in_flux |= await self.executor.manage_working(snap.quotes, log)
+        holds = self._position_holds(snap, log) if trade else {}
+        holds.update(self.executor.held)
         for group in self.groups:
-            decision = self.decider.decide(group, snap, in_flux)
-            if decision.action == "order" and not can_trade:
-                decision.action = "planned" if not trade else "blocked"
-                if trade:
-                    decision.reason = "start-up reconciliation has not completed"
-            if decision.action == "cancel" and decision.cancel and can_trade:
-                for order in decision.cancel:
-                    await self.executor.cancel(order, log, "turning around")
-            if decision.action == "order" and decision.plan and decision.plan.intent:
-                quote = (snap.quotes.get(group.hedge_account) or {}).get(group.instrument)
-                try:
-                    decision.orders = await self.executor.execute(
-                        decision.plan.intent, group, quote, cycle, log
-                    )
-                except HaltRequired as error:
-                    await self._halt_for("order", str(error))
-            self._after_decision(decision, log, cycle, trade)
-            if trade:
-                await self._maybe_topup(decision, group, log)
+            try:
+                decision = await self._group_cycle(group, snap, in_flux, holds, can_trade,
+                                                   trade, cycle, log)  # fmt: skip
+            except IllegalTransition as error:
+                # Contained: this group is held, every other group trades on.
+                log.error("group.held", group=group.name, error=str(error))
+                self.events.publish("alert", kind="order_state", group=group.name,
+                                    reason=str(error))  # fmt: skip
+                decision = GroupDecision(group.name, "skipped", f"held: {error}")
             report.decisions.append(decision)
         report.duration_ms = (time.perf_counter() - started) * 1000
         report.ok = not snap.errors and can_trade == trade
@@ -269,6 +291,57 @@ class Engine:
             self.last_success_at = self.clock()
         self.last_report = report
         return report
+
+    async def _group_cycle(self, group: GroupSpec, snap: Snapshot, in_flux: set[str],
+                           holds: dict[str, str], can_trade: bool, trade: bool,
+                           cycle: int | None, log: Any) -> GroupDecision:  # fmt: skip
+        decision = self.decider.decide(group, snap, in_flux, holds)
+        if decision.action == "order" and not can_trade:
+            decision.action = "planned" if not trade else "blocked"
+            if trade:
+                decision.reason = "start-up reconciliation has not completed"
+        if decision.action == "cancel" and decision.cancel and can_trade:
+            for order in decision.cancel:
+                await self.executor.cancel(order, log, "turning around")
+        if decision.action == "order" and decision.plan and decision.plan.intent:
+            quote = (snap.quotes.get(group.hedge_account) or {}).get(group.instrument)
+            try:
+                decision.orders = await self.executor.execute(
+                    decision.plan.intent, group, quote, cycle, log
+                )
+            except HaltRequired as error:
+                await self._halt_for("order", str(error))
+        self._after_decision(decision, log, cycle, trade)
+        if trade:
+            await self._maybe_topup(decision, group, log)
+        return decision
+
+    def _position_holds(self, snap: Snapshot, log: Any) -> dict[str, str]:
+        """Groups whose position read lags a fill we already know of (see ``expected``)."""
+        holds: dict[str, str] = {}
+        expected = self.executor.expected
+        seen: dict[tuple[str, str], Any] = {}
+        for group in self.groups:
+            key = (group.hedge_account, group.instrument)
+            positions = snap.positions.get(group.hedge_account)
+            if positions is None or group.instrument not in positions:
+                continue
+            if key not in seen:
+                seen[key] = verdict = expected.on_read(
+                    *key, positions[group.instrument].contracts,
+                    snap.started_at or snap.taken_at, self.clock(),
+                )  # fmt: skip
+                if verdict.hold:
+                    log.warning("position.lagging", account=key[0], symbol=key[1],
+                                read=str(positions[group.instrument].contracts),
+                                expected=str(verdict.expected), reason=verdict.reason)  # fmt: skip
+                elif verdict.adopted:
+                    log.warning("position.adopted", account=key[0], symbol=key[1],
+                                read=str(positions[group.instrument].contracts),
+                                expected=str(verdict.expected))  # fmt: skip
+            if seen[key].hold:
+                holds[group.name] = seen[key].reason
+        return holds
 
     def _after_decision(self, decision: GroupDecision, log: Any, cycle: int | None,
                         trade: bool) -> None:  # fmt: skip
@@ -319,13 +392,25 @@ class Engine:
             reason = f"top-up allowance of {hedge.topup_max_usd} USD per 24 h used up"
             self.events.publish("alert", kind="margin", group=group.name, reason=reason)
             return
+        detail = {"asset": hedge.topup_asset, "amount": str(amount), "need": f"{need:.2f}"}
+        # Write-ahead, like an order: charged to the allowance before it is sent, so a
+        # lost reply can never move more than topup_max_usd in 24 h.
+        self.journal.record_action("topup", group.name, json.dumps(detail))
         try:
             await transfer(hedge.topup_asset, amount, "spot", "swap")
-        except VenueError as error:
+        except (WriteRefused, OrderRejectedError, AuthError, VenueConfigError) as error:
+            # Definitely not moved: give the allowance back.
+            refund = {**detail, "amount": str(-amount), "refund": True}
+            self.journal.record_action("topup", group.name, json.dumps(refund))
             log.error("margin.topup_failed", group=group.name, amount=str(amount), error=str(error))
             return
-        detail = {"asset": hedge.topup_asset, "amount": str(amount), "need": f"{need:.2f}"}
-        self.journal.record_action("topup", group.name, json.dumps(detail))
+        except VenueError as error:
+            # Unknown outcome: it may have moved. It stays charged (the safe side).
+            log.error("margin.topup_unknown", group=group.name, amount=str(amount),
+                      error=str(error), charged="yes")  # fmt: skip
+            self.events.publish("alert", kind="margin", group=group.name,
+                                reason=f"top-up of {amount} {hedge.topup_asset}: outcome unknown")
+            return
         log.warning("margin.topped_up", group=group.name, **detail)
         self.events.publish("margin.topped_up", group=group.name, **detail)
 

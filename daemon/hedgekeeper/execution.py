@@ -35,6 +35,8 @@ from hedgekeeper.exceptions import (
     VenueConfigError,
     VenueError,
 )
+from hedgekeeper.expected import ExpectedPositions
+from hedgekeeper.gate import WriteRefused
 from hedgekeeper.journal import Journal, JournaledOrder
 from hedgekeeper.model import (
     GroupSpec,
@@ -47,7 +49,7 @@ from hedgekeeper.model import (
     Side,
     TradingState,
 )
-from hedgekeeper.orders import TERMINAL, check_transition
+from hedgekeeper.orders import TERMINAL, IllegalTransition, check_transition
 from hedgekeeper.settings import HedgeSettings, Settings, client_id_code, group_code_of
 from hedgekeeper.sizing import round_to_step
 from hedgekeeper.venues.base import Venue
@@ -83,6 +85,10 @@ class Executor:
         self._misses: dict[str, int] = {}  # client id -> not-found look-ups so far
         self._maker_since: dict[str, float] = {}  # group -> when its maker attempt began
         self._group_of_code = {client_id_code(h.name): h.name for h in settings.hedges}
+        #: the position each (account, symbol) should show: last read + fills since
+        self.expected = ExpectedPositions(settings.execution.position_settle_seconds)
+        #: groups held for this cycle (an order in a state we cannot account for)
+        self.held: dict[str, str] = {}
 
     @property
     def trading_state(self) -> TradingState:
@@ -101,12 +107,36 @@ class Executor:
     # -- recording -----------------------------------------------------------------------
 
     def _apply(self, order: JournaledOrder, info: OrderInfo, log: Any) -> JournaledOrder:
-        """Record what the venue says about an order: status, new fills."""
+        """Record what the venue says about an order: status, new fills.
+
+        An answer the order's life does not allow is *contained*: the order stays as
+        it was, its group is held for the cycle (logged with both states and the raw
+        status), and every other group trades on. Two readings of real venues are
+        normalised first: a terminal "filled" (ccxt's ``closed``) with only part of the
+        amount filled ended with that partial fill (Bybit ``PartiallyFilledCanceled``);
+        an order that was OPEN and is now reported rejected or expired was accepted
+        once, so it ended cancelled.
+        """
         cid = order.request.client_order_id
-        check_transition(
-            cid, order.status, info.status, amount=order.request.amount,
-            filled_before=order.filled, filled_after=info.filled,
-        )  # fmt: skip
+        raw_status = info.status
+        if info.status is OrderStatus.FILLED and info.filled < order.request.amount:
+            info = replace(info, status=OrderStatus.CANCELED)
+        elif info.status is OrderStatus.REJECTED and order.status is OrderStatus.OPEN:
+            info = replace(info, status=OrderStatus.CANCELED)
+        try:
+            check_transition(
+                cid, order.status, info.status, amount=order.request.amount,
+                filled_before=order.filled, filled_after=info.filled,
+            )  # fmt: skip
+        except IllegalTransition as error:
+            self.held[order.group] = f"order {cid}: {error} (raw status {raw_status.value})"
+            log.error("order.illegal_transition", group=order.group, client_order_id=cid,
+                      journal_status=order.status.value, venue_status=info.status.value,
+                      raw_status=raw_status.value, filled_before=str(order.filled),
+                      filled_after=str(info.filled), error=str(error))  # fmt: skip
+            self.events.publish("alert", kind="order_state", group=order.group,
+                                reason=str(error))  # fmt: skip
+            return order
         new_fill = info.filled - order.filled
         # Fees are reported per order; attribute them to the fill that completes it.
         fee = info.fee_usd if info.filled == new_fill else Decimal(0)
@@ -119,6 +149,8 @@ class Executor:
             fill=(order, new_fill, info.average_price, fee) if new_fill > 0 else None,
         )
         if new_fill > 0:
+            signed = new_fill if order.request.side is Side.BUY else -new_fill
+            self.expected.on_fill(order.account, order.request.symbol, signed, self.clock())
             fields = dict(
                 group=order.group, client_order_id=cid, symbol=order.request.symbol,
                 side=order.request.side.value, contracts=str(new_fill),
@@ -184,6 +216,14 @@ class Executor:
             return False
         # Bounded: after this many look-ups the venue has had ample time to show it.
         self._misses.pop(cid, None)
+        if order.status is OrderStatus.OPEN or order.filled > 0:
+            # It existed once (the venue acknowledged it): it is gone now, cancelled or
+            # expired, with the fills we know of. Any fill we missed shows in the next
+            # position read, which the expected position then adopts.
+            self._mark(order, OrderStatus.CANCELED)
+            log.warning("order.vanished", group=order.group, client_order_id=cid,
+                        filled=str(order.filled))  # fmt: skip
+            return True
         self._mark(order, OrderStatus.REJECTED)
         log.warning("order.never_placed", group=order.group, client_order_id=cid,
                     previous_status=order.status.value)  # fmt: skip
@@ -371,6 +411,14 @@ class Executor:
         venue = self.venues[group.hedge_account]
         try:
             info = await venue.submit_order(request)
+        except WriteRefused as error:
+            # Refused by the gate at the moment of sending: it never left this process.
+            self._mark(order, OrderStatus.REJECTED)
+            log.warning("order.gate_refused", group=group.name, client_order_id=cid,
+                        rule=error.rule, reason=error.reason)  # fmt: skip
+            self.events.publish("order.rejected", group=group.name, client_order_id=cid,
+                                error=str(error))  # fmt: skip
+            return None
         except OrderRejectedError as error:
             self._mark(order, OrderStatus.REJECTED)
             log.warning("order.rejected", group=group.name, client_order_id=cid, error=str(error))
@@ -430,6 +478,10 @@ class Executor:
         cid = order.request.client_order_id
         try:
             info = await venue.cancel_order(order.request.symbol, cid)
+        except WriteRefused as error:
+            log.error("order.cancel_refused", group=order.group, client_order_id=cid,
+                      rule=error.rule, reason=error.reason)  # fmt: skip
+            return False
         except VenueError as error:
             # The cancel may or may not have happened: the order stays pending until a
             # look-up says what became of it.

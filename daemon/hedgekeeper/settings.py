@@ -75,8 +75,12 @@ __all__ = [
     "secret_values",
 ]
 
-PositiveDecimal = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
-NonNegativeDecimal = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
+#: No amount, price or size of a real portfolio reaches this: a typo or hostile value does.
+MAX_AMOUNT = Decimal("1e15")
+PositiveDecimal = Annotated[Decimal, Field(gt=0, lt=MAX_AMOUNT, allow_inf_nan=False)]
+NonNegativeDecimal = Annotated[Decimal, Field(ge=0, lt=MAX_AMOUNT, allow_inf_nan=False)]
+#: A duration in seconds: finite, positive, at most a week.
+Seconds = Annotated[float, Field(gt=0, le=7 * 86400, allow_inf_nan=False)]
 # No upper bound of its own: the cap is the group's max_ratio, which the group checks and
 # names in its error (a bare "≤ 3" would point at the wrong setting).
 Ratio = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
@@ -88,7 +92,8 @@ _CONFIG_FILE: ContextVar[Path | None] = ContextVar("hedgekeeper_config_file", de
 class _Strict(BaseModel):
     """Base of every section: unknown keys are an error, values are frozen."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No inf or NaN anywhere: every float and Decimal must be a finite number.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class SimSettings(_Strict):
@@ -102,7 +107,7 @@ class SimSettings(_Strict):
     inverse: dict[AssetName, PositiveDecimal] = Field(
         default_factory=dict, description="inverse perps {ASSET}/USD:{ASSET}: USD per contract"
     )
-    positions: dict[str, Decimal] = Field(
+    positions: dict[str, Annotated[Decimal, Field(gt=-MAX_AMOUNT, lt=MAX_AMOUNT)]] = Field(
         default_factory=dict, description="symbol -> signed contracts at start"
     )
     volatility: NonNegativeDecimal = Field(Decimal(0), description="annualised, e.g. 0.6")
@@ -235,10 +240,10 @@ class HedgeSettings(AllocationFields, _Strict):
     slippage_cap_bps: Annotated[Decimal, Field(gt=0, le=1000)] = Field(
         default=Decimal(50), description="market style: limit price this far past the best price"
     )
-    reprice_after: Annotated[float, Field(gt=0)] = Field(
+    reprice_after: Seconds = Field(
         default=10.0, description="maker style: seconds before a resting order is repriced"
     )
-    deadline: Annotated[float, Field(gt=0)] = Field(
+    deadline: Seconds = Field(
         default=60.0, description="maker style: seconds before falling back to market style"
     )
     max_order_usd: PositiveDecimal | None = Field(
@@ -250,8 +255,8 @@ class HedgeSettings(AllocationFields, _Strict):
     runaway_multiple: Annotated[Decimal, Field(gt=0, le=20)] = Field(
         default=Decimal(2), description="hedge added per window may not exceed this x exposure"
     )
-    runaway_window: Annotated[float, Field(gt=0)] = 3600.0
-    max_data_age: Annotated[float, Field(gt=0)] = Field(
+    runaway_window: Seconds = 3600.0
+    max_data_age: Seconds = Field(
         default=30.0, description="seconds; older or missing data is not traded on"
     )
     max_basis: Annotated[Decimal, Field(gt=0, le=1)] = Field(
@@ -314,16 +319,21 @@ class ExecutionSettings(_Strict):
     flatten_on_exit: bool = False
     max_orders_per_minute: Annotated[int, Field(ge=1, le=100_000)] = 20
     read_retries: Annotated[int, Field(ge=0, le=10)] = 2
-    circuit_breaker_failures: Annotated[int, Field(ge=1)] = 5
-    circuit_breaker_cooldown: Annotated[float, Field(gt=0)] = 60.0
+    circuit_breaker_failures: Annotated[int, Field(ge=1, le=1_000_000)] = 5
+    circuit_breaker_cooldown: Seconds = 60.0
     lookup_attempts: Annotated[int, Field(ge=1, le=100)] = Field(
         default=5,
         description="not-found look-ups before an unacknowledged order counts as never placed",
     )
-    unknown_settle_seconds: Annotated[float, Field(ge=0)] = Field(
+    unknown_settle_seconds: Annotated[float, Field(ge=0, le=3600)] = Field(
         default=60.0,
         description="and at least this long after it was sent: longer than any venue's receive "
         "window (Binance at most 60 s), so a request in flight can no longer land",
+    )
+    position_settle_seconds: Annotated[float, Field(ge=0, le=3600)] = Field(
+        default=30.0,
+        description="a position read that lags a fill learned this recently holds the group "
+        "(never a second order); past it, the exchange's figure is adopted",
     )
 
 
@@ -336,6 +346,8 @@ class PaperSettings(_Strict):
 
 
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
+#: Control tokens shorter than this are refused (a guessable token is no token).
+MIN_TOKEN_LENGTH = 16
 
 
 class ControlSettings(_Strict):
@@ -345,8 +357,33 @@ class ControlSettings(_Strict):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8765
     token: SecretStr | None = Field(
-        default=None, description="required for commands; required at all on a non-loopback host"
+        default=None,
+        description="required for commands, and for every endpoint on a non-loopback host; "
+        f"at least {MIN_TOKEN_LENGTH} characters, no whitespace",
     )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="browser Origins allowed on the websocket (none by default: a web page "
+        "in the operator's browser must not read positions or send commands)",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="extra Host header names accepted besides the bind address, localhost "
+        "and 127.0.0.1 (DNS-rebinding guard)",
+    )
+
+    @field_validator("token")
+    @classmethod
+    def _strong_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # Never echo the token: the message names the rule, not the value.
+        if value is None:
+            return None
+        text = value.get_secret_value()
+        if not text or any(c.isspace() for c in text):
+            raise ValueError("the token must not be empty or contain whitespace")
+        if len(text) < MIN_TOKEN_LENGTH:
+            raise ValueError(f"the token must be at least {MIN_TOKEN_LENGTH} characters long")
+        return value
 
     @model_validator(mode="after")
     def _token_off_loopback(self) -> ControlSettings:
@@ -366,7 +403,7 @@ class NotifySettings(_Strict):
     """Notifications through apprise URLs (Telegram, Slack, Discord, e-mail, …)."""
 
     urls: list[SecretStr] = Field(default_factory=list, description="apprise URLs (secrets)")
-    min_interval: Annotated[float, Field(ge=0)] = Field(
+    min_interval: Annotated[float, Field(ge=0, le=7 * 86400)] = Field(
         default=300.0, description="seconds between two notifications of the same kind and subject"
     )
     daily_summary: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] | None = Field(
@@ -428,20 +465,23 @@ class Settings(BaseSettings):
         extra="forbid",
         frozen=True,
         case_sensitive=False,
+        allow_inf_nan=False,
     )
 
     mode: Mode = Mode.DRY_RUN
     instance: Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,8}$")] = Field(
         "hk", description="prefix of our client order ids; unique per daemon on an account"
     )
-    poll_interval: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    poll_interval: Annotated[float, Field(ge=0.2, le=3600)] = Field(
+        10.0, description="seconds between two cycles (at least 0.2: exchanges rate-limit)"
+    )
     state_dir: Path | None = None
     accounts: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")], AccountSettings]
     hedges: list[HedgeSettings]
     paper: PaperSettings = PaperSettings()
     execution: ExecutionSettings = ExecutionSettings()
     log: LogSettings = LogSettings()
-    heartbeat_interval: Annotated[float, Field(gt=0)] = Field(
+    heartbeat_interval: Annotated[float, Field(ge=1, le=86400)] = Field(
         60.0, description="seconds between two daemon.heartbeat log lines"
     )
     funding_poll_interval: Annotated[float, Field(ge=0, le=86400)] = Field(

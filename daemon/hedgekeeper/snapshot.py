@@ -15,7 +15,7 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, TypeVar
 
@@ -50,6 +50,8 @@ class Snapshot:
     errors: dict[str, str]
     auth_errors: dict[str, str] = field(default_factory=dict)
     open_circuits: dict[str, float] = field(default_factory=dict)  # account -> reopens at
+    #: when the reads began: a fill learned after this may not show in them yet
+    started_at: float = 0.0
 
 
 @dataclass
@@ -206,6 +208,14 @@ class SnapshotReader:
                 add(quotes, name, "quotes", partial(venue.fetch_quotes, symbols))
         await asyncio.gather(*jobs)
         taken_at = self.clock()
+        for name, by_symbol in quotes.items():
+            # A quote without a timestamp is stamped on receipt, so that its age can be
+            # checked like every other price (never treated as fresh forever).
+            if by_symbol and any(not q.timestamp for q in by_symbol.values()):
+                quotes[name] = {
+                    symbol: q if q.timestamp else replace(q, timestamp=taken_at)
+                    for symbol, q in by_symbol.items()
+                }
         for name in self.needs:
             if name in open_circuits:
                 continue
@@ -231,4 +241,4 @@ class SnapshotReader:
                 self.events.publish("snapshot.read_failed", read=kind, account=account,
                                     error_class=error.partition(":")[0], error=error)  # fmt: skip
         return Snapshot(taken_at, balances, positions, quotes, open_orders, errors, auth_errors,
-                        open_circuits)  # fmt: skip
+                        open_circuits, started_at=now)  # fmt: skip

@@ -39,7 +39,7 @@ def test_no_secret_in_logs_events_status_metrics_or_notifications(tmp_path: Path
     config = write_config(
         tmp_path,
         sim_config(
-            heartbeat_interval=0.3,
+            heartbeat_interval=1.0,
             metrics='host = "127.0.0.1"\nport = 0',
             notify="min_interval = 0",
         ),
@@ -159,10 +159,10 @@ def test_config_wildcard_host_is_reached_on_loopback(tmp_path: Path) -> None:
     from hedgekeeper.cli_ops import resolve_endpoint
 
     config = write_config(
-        tmp_path, sim_config(control='host = "0.0.0.0"\nport = 9\ntoken = "t0k3n"')
+        tmp_path, sim_config(control='host = "0.0.0.0"\nport = 9\ntoken = "t0k3n-0123456789abcdef"')
     )
     endpoint = resolve_endpoint(config, None, None)
-    assert endpoint.base_url == "http://127.0.0.1:9" and endpoint.token == "t0k3n"
+    assert endpoint.base_url == "http://127.0.0.1:9" and endpoint.token == "t0k3n-0123456789abcdef"
     assert endpoint.ws_url("/events") == "ws://127.0.0.1:9/events"
     assert resolve_endpoint(config, "http://[::1]:1/", "x").ws_url("/c") == "ws://[::1]:1/c"
     assert sys.executable  # the CLI runs under this interpreter in the other tests

@@ -58,7 +58,7 @@ async def command(base: str, message: dict[str, object], token: str | None = Non
 
 async def test_healthz_turns_503_when_cycles_stop_succeeding_and_back(tmp_path: Path) -> None:
     configure_logging("warning", "json", stream=io.StringIO())
-    async with serving(tmp_path, sim_config(poll_interval=0.1)) as (engine, sim, _server, base):
+    async with serving(tmp_path, sim_config(poll_interval=0.2)) as (engine, sim, _server, base):
         status, body = await aget(base + "/healthz")
         assert (status, body["reason"]) == (503, "no successful cycle yet")
         stop = asyncio.Event()
@@ -69,7 +69,7 @@ async def test_healthz_turns_503_when_cycles_stop_succeeding_and_back(tmp_path: 
             await eventually(lambda: _status_is(base, 503), within=10)
             status, body = await aget(base + "/healthz")
             assert status == 503 and not body["healthy"]
-            assert "poll intervals" in body["reason"] and body["stale_after_s"] == 0.3
+            assert "poll intervals" in body["reason"] and body["stale_after_s"] == 0.6
             sim.failing.discard("positions")
             await eventually(lambda: _status_is(base, 200), within=10)
         finally:
@@ -202,7 +202,8 @@ async def test_a_slow_subscriber_cannot_stall_the_engine(tmp_path: Path) -> None
         stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         stuck.connect((server.host, server.port))
         stuck.sendall(
-            b"GET /events HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
             b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
         )
         try:

@@ -18,7 +18,7 @@ def daemon_log(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float, i
     """A daemon's stderr after a few cycles and heartbeats, its stop time and exit code."""
     directory = tmp_path_factory.mktemp("logs")
     config = write_config(
-        directory, sim_config(heartbeat_interval=0.2, extra="", control="enabled = false")
+        directory, sim_config(heartbeat_interval=1.0, extra="", control="enabled = false")
     )
     daemon = Daemon(directory, config)
     daemon.start()

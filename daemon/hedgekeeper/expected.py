@@ -1,0 +1,96 @@
+"""The position the daemon expects, so that a read lagging a fill never gets a second order.
+
+Exchanges confirm a fill in the order's reply before their position endpoint shows it
+(Binance's ``positionRisk`` is documented as eventually consistent). Had the engine
+trusted such a read, it would see the hedge still missing and order it again.
+
+For each (account, symbol) this keeps the last confirmed read and the signed fills
+learned since, each with the time it was learned. At the next read:
+
+* the read equals the expected figure (confirmed read + fills learned before the
+  read was taken), or also includes fills learned just after it: confirmed;
+* it differs *in the direction of* fills learned within ``settle_seconds``: the read
+  lags, and the group is held for the cycle (both figures logged) — never re-ordered;
+* otherwise (no recent fill, another direction, or the window has passed): the
+  exchange's figure is adopted, and that is said when it contradicts our fills.
+
+Pure bookkeeping; times are the engine clock's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+__all__ = ["ExpectedPositions", "Verdict"]
+
+_ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The outcome of comparing one read with the expected position."""
+
+    hold: bool
+    expected: Decimal | None
+    adopted: bool = False
+    reason: str = ""
+
+
+@dataclass(slots=True)
+class _Track:
+    confirmed: Decimal | None = None
+    fills: list[tuple[float, Decimal]] = field(default_factory=list)
+
+
+class ExpectedPositions:
+    """See the module docstring."""
+
+    def __init__(self, settle_seconds: float) -> None:
+        self.settle_seconds = settle_seconds
+        self._tracks: dict[tuple[str, str], _Track] = {}
+
+    def on_fill(self, account: str, symbol: str, signed: Decimal, at: float) -> None:
+        """A fill learned at ``at``: ``signed`` contracts (negative = sold)."""
+        self._tracks.setdefault((account, symbol), _Track()).fills.append((at, signed))
+
+    def expected(self, account: str, symbol: str) -> Decimal | None:
+        """The confirmed read plus every fill since (``None`` before the first read)."""
+        track = self._tracks.get((account, symbol))
+        if track is None or track.confirmed is None:
+            return None
+        return track.confirmed + sum((f for _, f in track.fills), _ZERO)
+
+    def on_read(self, account: str, symbol: str, contracts: Decimal, taken_at: float,
+                now: float) -> Verdict:  # fmt: skip
+        """Compare a read taken at ``taken_at`` with what the fills say it should show."""
+        track = self._tracks.setdefault((account, symbol), _Track())
+        before = [f for t, f in track.fills if t <= taken_at]
+        after = [(t, f) for t, f in track.fills if t > taken_at]
+        if track.confirmed is None or not track.fills:
+            track.confirmed, track.fills = contracts, after
+            return Verdict(False, contracts)
+        early = sum(before, _ZERO)
+        expected = track.confirmed + early
+        if contracts == expected:
+            track.confirmed, track.fills = contracts, after
+            return Verdict(False, expected)
+        if contracts == expected + sum((f for _, f in after), _ZERO):
+            track.confirmed, track.fills = contracts, []
+            return Verdict(False, contracts)
+        last_fill = max(t for t, _ in track.fills)
+        missing = expected - contracts  # what the read has not caught up with yet
+        pending = early if early != 0 else sum((f for _, f in after), _ZERO)
+        lagging = pending != 0 and (missing > 0) == (pending > 0) and abs(missing) <= abs(pending)
+        if lagging and now - last_fill < self.settle_seconds:
+            return Verdict(
+                True, expected, reason=(
+                    f"position read {contracts} lags the fills: expected {expected} "
+                    f"(fill {now - last_fill:.1f}s ago, settle window {self.settle_seconds:g}s)"
+                ),
+            )  # fmt: skip
+        track.confirmed, track.fills = contracts, after
+        return Verdict(
+            False, expected, adopted=True,
+            reason=f"position read {contracts} adopted; fills since the last read said {expected}",
+        )  # fmt: skip
