@@ -113,7 +113,8 @@ async def test_health_and_command_exit_codes(tmp_path: Path) -> None:
     configure_logging("warning", "json", stream=io.StringIO())
     engine, sim, _ = make_engine(tmp_path, sim_config())
     await engine.start()
-    server = ControlServer(engine, redactor=Redactor([]), log=engine.log, port=0)
+    server = ControlServer(engine, redactor=Redactor([]), log=engine.log, port=0,
+                           stale_after=60.0)  # a loaded CI machine starts the CLI slowly
     await server.start()
     url = f"http://127.0.0.1:{server.port}"
 
