@@ -174,6 +174,9 @@ class Decider:
         """
         engine = self.engine
         hedge: HedgeSettings = engine.settings.hedge(group.name)
+        betas = getattr(engine, "betas", None)
+        if betas is not None and group.estimated:
+            group = betas.apply(group)  # "estimate" betas: the current estimates
         account = group.hedge_account
         if account in snap.open_circuits:
             return GroupDecision(group.name, "skipped", f"circuit open for account {account}")
@@ -225,6 +228,8 @@ class Decider:
             plan = replace(plan, reason=f"flatten: {plan.reason}")
         decision = GroupDecision(group.name, "hold", plan.reason, plan, exposure.exposure_usd)
         decision.details = {**details, **({"parent": group.parent} if group.parent else {})}
+        if betas is not None and group.estimated:
+            decision.details["betas"] = betas.details(group)
         self._margin_figures(decision, position, market, price, hedge)
         if plan.intent is not None and plan.intent.side is Side.SELL and position.collateral_usd:
             wanted = (plan.hedge_contracts + plan.pending_contracts + plan.intent.contracts) * (

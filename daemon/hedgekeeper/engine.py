@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
+from hedgekeeper.betas import BetaBook
 from hedgekeeper.decide import Decider, GroupDecision
 from hedgekeeper.events import EventBus
 from hedgekeeper.exceptions import (
@@ -96,6 +97,7 @@ class Engine:
         self.executor = Executor(settings, venues, journal, self.events, clock=clock)
         self.decider = Decider(self)
         self.funding = FundingCollector(self)
+        self.betas = BetaBook(self)  # "estimate" betas (betas.py)
         self.reader: SnapshotReader | None = None
         self.reconciled = False
         self.last_report: CycleReport | None = None
@@ -131,6 +133,7 @@ class Engine:
             events=self.events,
         )  # fmt: skip
         self.executor.load(self.markets)
+        await self.betas.refresh()  # estimated betas before the first decision
         if not self.read_only:
             await self._reconcile()
 
@@ -536,6 +539,7 @@ class Engine:
                 # In the background, between cycles: never before the first decision, whose
                 # reads it would otherwise delay (cost 30 on Binance, in the same bucket).
                 self.funding.poll()
+                self.betas.poll()
             remaining = interval - (loop.time() - began)
             if remaining > 0 and not stop.is_set() and not self._wake.is_set():
                 waker = asyncio.ensure_future(self._wake.wait())
@@ -550,6 +554,7 @@ class Engine:
         """On SIGTERM: cancel working orders (unless configured not to), or flatten."""
         execution = self.settings.execution
         await self.funding.wait()
+        await self.betas.wait()
         try:
             if execution.flatten_on_exit:
                 await self.flatten("shutdown", "flatten_on_exit")

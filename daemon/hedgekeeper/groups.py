@@ -23,11 +23,14 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from hedgekeeper.beta import BetaRules
 from hedgekeeper.model import STABLECOINS, AllocationSpec, GroupSpec
 from hedgekeeper.windows import HedgeWindow
 
 __all__ = [
+    "ESTIMATE",
     "AllocationFields",
+    "BetaSettings",
     "WindowSettings",
     "check_group",
     "expand_groups",
@@ -43,6 +46,9 @@ Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 _WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 H = TypeVar("H", bound=BaseModel)
+
+#: An asset's beta written as this word is estimated from market data (``[hedges.beta]``).
+ESTIMATE = "estimate"
 
 
 def _seconds(clock: str) -> int:
@@ -120,6 +126,53 @@ def _epoch(moment: datetime) -> float:
     return moment.timestamp()
 
 
+class BetaSettings(BaseModel):
+    """How ``"estimate"`` betas are estimated (see :mod:`hedgekeeper.beta`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    timeframe: Literal["1m", "5m", "15m", "1h", "4h", "1d"] = Field(
+        default="1h", description="bar length of the returns"
+    )
+    window: Annotated[int, Field(ge=10, le=1000)] = Field(
+        default=720, description="bars in the estimate (720 hourly bars: 30 days)"
+    )
+    halflife: Annotated[float, Field(gt=0)] | None = Field(
+        default=None, description="EWMA half-life in bars; unset: equal weights"
+    )
+    shrink: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.1, description="pull toward 1: beta = (1 - shrink) h* + shrink"
+    )
+    beta_min: Annotated[float, Field(ge=-10, le=10)] = 0.0
+    beta_max: Annotated[float, Field(ge=-10, le=10)] = 3.0
+    min_samples: Annotated[int, Field(ge=2)] = Field(
+        default=168, description="fewer bars: the fallback"
+    )
+    min_r2: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.2, description="a weaker fit: the fallback"
+    )
+    fallback: Annotated[Decimal, Field(ge=-10, le=10, allow_inf_nan=False)] = Field(
+        default=Decimal(1), description="the beta used while no estimate may be"
+    )
+    refresh: Annotated[float, Field(ge=60)] = Field(
+        default=3600.0, description="seconds between two estimates"
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> BetaSettings:
+        if self.beta_min > self.beta_max:
+            raise ValueError(f"beta_min {self.beta_min} is above beta_max {self.beta_max}")
+        if self.min_samples > self.window:
+            raise ValueError(f"min_samples {self.min_samples} is above window {self.window}")
+        return self
+
+    def rules(self) -> BetaRules:
+        """The core's view of these settings."""
+        return BetaRules(shrink=self.shrink, beta_min=self.beta_min, beta_max=self.beta_max,
+                         min_samples=self.min_samples, min_r2=self.min_r2,
+                         fallback=self.fallback, halflife=self.halflife)  # fmt: skip
+
+
 class AllocationFields(BaseModel):
     """Fields a hedge group has beyond one static ratio on one contract."""
 
@@ -141,6 +194,9 @@ class AllocationFields(BaseModel):
     )
     windows: list[WindowSettings] = Field(
         default_factory=list, description="time-bounded ratio (or targets); first match wins"
+    )
+    beta: BetaSettings = Field(
+        BetaSettings(), description='how assets = { X = "estimate" } are estimated'
     )
 
 
@@ -274,8 +330,16 @@ def leg_spec(hedge: Any, spec: GroupSpec) -> GroupSpec:
             trigger=hedge.trigger,
             release=hedge.release if hedge.release is not None else hedge.trigger,
         )
+    estimated = frozenset(a for a, beta in hedge.assets.items() if beta == ESTIMATE)
+    if allocation is not None:
+        estimated = frozenset()  # an allocation leg values spot at 1 x price
     return replace(
         spec,
+        assets={
+            a: hedge.beta.fallback if a in estimated else Decimal(beta)
+            for a, beta in hedge.assets.items()
+        },
+        estimated=estimated,
         allocation=allocation,
         windows=tuple(w.window() for w in hedge.windows),
         parent=None if leg is None else leg[0],

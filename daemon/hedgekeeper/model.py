@@ -224,6 +224,8 @@ class GroupSpec:
     windows: tuple[HedgeWindow, ...] = ()
     #: The configured group this leg belongs to, when a group trades several instruments.
     parent: str | None = None
+    #: Assets whose beta is estimated from market data (``assets`` holds the fallback).
+    estimated: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

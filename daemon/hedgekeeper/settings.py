@@ -215,8 +215,9 @@ class HedgeSettings(AllocationFields, _Strict):
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")]
     assets: dict[
-        AssetName, Annotated[Decimal, Field(ge=-10, le=10, allow_inf_nan=False)]
-    ] = Field(default_factory=dict, description="asset -> beta (not with targets)")
+        AssetName, Annotated[Decimal, Field(ge=-10, le=10, allow_inf_nan=False)] | Literal[
+            "estimate"]
+    ] = Field(default_factory=dict, description='asset -> beta, or "estimate" (not with targets)')
     spot_accounts: list[str] = Field(default_factory=list)
     extra_holdings: dict[AssetName, NonNegativeDecimal] = Field(default_factory=dict)
     instrument: str = Field(
@@ -297,7 +298,7 @@ class HedgeSettings(AllocationFields, _Strict):
         """The core's view of this group."""
         return leg_spec(self, GroupSpec(
             name=self.name,
-            assets=dict(self.assets),
+            assets={},  # betas: leg_spec (numbers, or "estimate" -> the fallback)
             spot_accounts=tuple(self.spot_accounts),
             extra_holdings=dict(self.extra_holdings),
             instrument=self.instrument,

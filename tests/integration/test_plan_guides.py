@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 
-from tests.conftest import CONTRACT_TOML
+from tests.conftest import CONTRACT_TOML, shared_or_skip
 from tests.integration.test_cli import cli
 
 REBALANCING = """\
@@ -73,3 +74,55 @@ def test_plan_at_refuses_a_bad_time(tmp_path: Path, contract_config: Path) -> No
     result = cli("plan", "--config", str(contract_config), "--at", "next friday")
     assert result.returncode == 2
     assert "--at: not an ISO 8601 date-time" in result.stderr
+
+
+def estimated_config(data: Path | None) -> str:
+    replay = "" if data is None else f"""\
+replay_start = 1759276800000          # 2025-10-01 00:00 UTC: two months of bars before it
+replay_perp = {{ ETH = "{data / 'binance_perp_ETHUSDT_1h.csv'}" }}
+[accounts.demo.sim.replay]
+SOL = "{data / 'binance_spot_SOLUSDT_1h.csv'}"
+ETH = "{data / 'binance_spot_ETHUSDT_1h.csv'}"
+"""
+    return f"""\
+mode = "dry-run"
+[accounts.demo]
+exchange = "sim"
+[accounts.demo.sim]
+prices = {{ SOL = 200, ETH = 4000 }}
+balances = {{ SOL = 100 }}
+contract_sizes = {{ ETH = 0.01 }}
+{replay}
+[[hedges]]
+name = "sol"
+assets = {{ SOL = "estimate" }}
+instrument = "ETH/USDT:USDT"
+spot_accounts = ["demo"]
+hedge_account = "demo"
+ratio = 1.0
+[hedges.beta]
+window = 720
+fallback = 1.0
+"""
+
+
+def test_an_estimated_beta_is_read_from_the_replayed_bars(tmp_path: Path) -> None:
+    data = shared_or_skip("data", "binance")
+    document = plan_json(tmp_path, estimated_config(data))
+    (group,) = document["groups"]
+    sol = group["betas"]["SOL"]
+    assert sol["estimated"] is True and sol["samples"] == 720
+    assert float(sol["r2"]) > 0.2 and sol["reason"].startswith("h* ")
+    beta = Decimal(sol["beta"])
+    assert Decimal("0.5") < beta < Decimal("2") and beta != 1
+    # the exposure uses the estimate: 100 SOL at the replayed price x beta
+    assert group["reason"].startswith("short ")
+
+
+def test_without_bars_the_fallback_is_used_and_said(tmp_path: Path) -> None:
+    document = plan_json(tmp_path, estimated_config(None))
+    (group,) = document["groups"]
+    sol = group["betas"]["SOL"]
+    assert sol == {"beta": "1", "estimated": False, "r2": None, "samples": 0, "age_s": 0,
+                   "reason": "no bars: demo: no replay of SOL: no past bars"}  # fmt: skip
+    assert group["exposure_usd"] == "20000"  # 100 SOL x 200 x the fallback 1

@@ -111,3 +111,14 @@ def test_walk_forward_refuses_too_short_a_history() -> None:
     series = {t * 3600: 100.0 + t for t in range(10)}
     with pytest.raises(ValueError, match="nothing to score"):
         walk_forward({"A": series}, series, BetaRules(), window=720)
+
+
+def test_ccxt_bars_become_sorted_closes_and_a_bad_bar_is_refused() -> None:
+    from hedgekeeper.venues.ccxt_venue import _closes
+
+    raw = [[7200000, 1, 2, 0.5, 1.5, 10], [3600000, 1, 2, 0.5, 1.25, 10]]
+    assert _closes(raw) == [(3600000, D("1.25")), (7200000, D("1.5"))]
+    with pytest.raises(ValueError, match="at or below zero"):
+        _closes([[0, 1, 1, 1, 0, 1]])
+    with pytest.raises(IndexError):
+        _closes([[0, 1]])  # a short row: an unusable reply (a failed read, never a zero)

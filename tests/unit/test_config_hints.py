@@ -35,7 +35,7 @@ def error_of(tmp_path: Path, text: str) -> str:
         ('mode = "dry-run"', 'mode = "dry-run"\nratoi = 0.5',
          "ratoi: unknown key here; did you mean [[hedges.windows]] ratio or [[hedges]] ratio?"),
         ("tolerance = 0.02", "tolerance = 0.02\nzzzz = 1", "hedges.0.zzzz: unknown key; known "
-         "here: assets, deadline,"),
+         "here: assets, beta, deadline,"),
     ],
 )  # fmt: skip
 def test_unknown_keys_name_the_path_and_a_suggestion(

@@ -9,7 +9,8 @@ the symbols it needs, so an adapter should batch (one request per call).
 
 Optional capabilities, looked up with ``getattr`` (a venue without them still
 hedges): ``setup_instrument`` (leverage, margin and position mode),
-``fetch_key_permissions``, ``transfer`` (collateral top-up), and
+``fetch_key_permissions``, ``transfer`` (collateral top-up),
+:meth:`ClosesSource.fetch_closes` (bar closes for estimated betas), and
 :meth:`FundingSource.fetch_funding` (funding payments, read every
 ``funding_poll_interval``, outside the hedge cycle).
 """
@@ -30,7 +31,7 @@ from hedgekeeper.model import (
     Quote,
 )
 
-__all__ = ["FundingSource", "Venue", "to_decimal"]
+__all__ = ["ClosesSource", "FundingSource", "Venue", "to_decimal"]
 
 
 def to_decimal(value: object) -> Decimal:
@@ -94,4 +95,15 @@ class FundingSource(Protocol):
     ) -> list[FundingPayment]:
         """Funding settled for ``symbols`` between ``since`` and ``until`` (epoch seconds,
         inclusive), normalised to the balance-change sign; other symbols are left out."""
+        ...
+
+
+@runtime_checkable
+class ClosesSource(Protocol):
+    """A venue that can read past bars (ccxt ``fetch_ohlcv``; the sim from its replays)."""
+
+    async def fetch_closes(
+        self, symbol: str, timeframe: str, limit: int
+    ) -> list[tuple[int, Decimal]]:
+        """``(open time ms, close)`` of the latest ``limit`` bars, oldest first."""
         ...

@@ -37,6 +37,7 @@ from hedgekeeper.model import (
 )
 from hedgekeeper.venues import ccxt_normalize as norm
 from hedgekeeper.venues import ccxt_params
+from hedgekeeper.venues.base import to_decimal
 from hedgekeeper.venues.ccxt_client import CcxtClient
 from hedgekeeper.venues.ccxt_errors import Operation, is_no_change, is_order_not_found
 from hedgekeeper.venues.ccxt_normalize import PARSE_ERRORS, KeyPermissions
@@ -225,6 +226,14 @@ class CcxtVenue:
             )
             marks = books
         return self._client.parse("fetch_quotes", norm.quotes, symbols, books, marks)
+
+    async def fetch_closes(
+        self, symbol: str, timeframe: str, limit: int
+    ) -> list[tuple[int, Decimal]]:
+        """The latest ``limit`` bars' closes through ``fetch_ohlcv`` (one request)."""
+        fetch = partial(self.exchange.fetch_ohlcv, symbol, timeframe, None, limit)
+        raw = await self._client.read("fetch_ohlcv", fetch)
+        return self._client.parse("fetch_ohlcv", _closes, raw)
 
     async def fetch_funding(
         self, symbols: Iterable[str], since: float, until: float
@@ -541,3 +550,11 @@ class CcxtVenue:
     async def close(self) -> None:
         """Close the ccxt exchange; an injected session stays open (its owner closes it)."""
         await self._client.close()
+
+
+def _closes(raw: Any) -> list[tuple[int, Decimal]]:
+    """``[[ms, open, high, low, close, volume], ...]`` -> ``[(ms, close)]``, oldest first."""
+    bars = [(int(bar[0]), to_decimal(bar[4])) for bar in raw]
+    if any(close <= 0 for _, close in bars):
+        raise ValueError("a bar closes at or below zero")
+    return sorted(bars)

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from decimal import Decimal
 
-from hedgekeeper.exceptions import OrderRejectedError, RetryableReadError
+from hedgekeeper.exceptions import OrderRejectedError, RetryableReadError, VenueError
 from hedgekeeper.funding import settlement
 from hedgekeeper.journal import Journal
 from hedgekeeper.model import (
@@ -165,6 +165,16 @@ class PaperVenue:
             p for p in self._journal.paper_funding(self.name, since, until) if p.symbol in wanted
         ]
         return sorted(real + paper, key=lambda p: (p.timestamp, p.id))
+
+    async def fetch_closes(
+        self, symbol: str, timeframe: str, limit: int
+    ) -> list[tuple[int, Decimal]]:
+        """Past bars are market data: the wrapped venue's."""
+        fetch = getattr(self.inner, "fetch_closes", None)
+        if fetch is None:
+            raise VenueError(f"{self.name}: the venue cannot read past bars")
+        bars: list[tuple[int, Decimal]] = await fetch(symbol, timeframe, limit)
+        return bars
 
     async def fetch_open_orders(self, symbols: Iterable[str], prefix: str) -> list[OrderInfo]:
         wanted = set(symbols)

@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 from pathlib import Path
 
-from hedgekeeper.exceptions import OrderRejectedError, RetryableReadError
+from hedgekeeper.exceptions import OrderRejectedError, RetryableReadError, VenueError
 from hedgekeeper.funding import settlement
 from hedgekeeper.model import (
     Balances,
@@ -100,6 +100,7 @@ class _Replay:
         if len(rows) < 2:
             raise ValueError(f"{path}: a replay needs at least two bars")
         self._closes = [close for _, close in rows]
+        self._times = [ts for ts, _ in rows]
         self._bar_seconds = (rows[1][0] - rows[0][0]) / 1000
         self._speed = float(speed)
         first = 0
@@ -112,6 +113,22 @@ class _Replay:
     def at(self, elapsed_seconds: float) -> Decimal:
         index = self._first + int(elapsed_seconds * self._speed / self._bar_seconds)
         return self._closes[min(index, len(self._closes) - 1)]  # the last bar holds
+
+    @property
+    def bar_seconds(self) -> float:
+        """Seconds between two bars of the file."""
+        return self._bar_seconds
+
+    def history(self, elapsed_seconds: float, limit: int) -> list[tuple[int, Decimal]]:
+        """The ``limit`` bars up to the current one (its close is today's price), oldest first."""
+        index = self._first + int(elapsed_seconds * self._speed / self._bar_seconds)
+        end = min(index, len(self._closes) - 1) + 1
+        start = max(0, end - limit)
+        return list(zip(self._times[start:end], self._closes[start:end], strict=True))
+
+
+_TIMEFRAMES = {"1m": 60.0, "5m": 300.0, "15m": 900.0, "1h": 3600.0, "4h": 14400.0,
+               "1d": 86400.0}  # fmt: skip
 
 
 class _FundingSchedule:
@@ -316,6 +333,31 @@ class SimVenue:
 
     async def load_markets(self, symbols: Iterable[str]) -> dict[str, MarketSpec]:
         return {s: self._markets[s] for s in symbols if s in self._markets}
+
+    async def fetch_closes(
+        self, symbol: str, timeframe: str, limit: int
+    ) -> list[tuple[int, Decimal]]:
+        """Past bars from the replay files (a perp without its own replay: the spot's).
+
+        A simulated random walk has no history: assets without a replay raise, and an
+        estimated beta falls back, as it would on an exchange that cannot serve bars.
+        """
+        self._check("fetch_closes")
+        market = self._markets.get(symbol)
+        if market is None:
+            raise VenueError(f"{self.name}: unknown symbol {symbol!r}")
+        replay = self._replays.get(market.base)
+        if market.kind is not MarketKind.SPOT:
+            replay = self._perp_replays.get(market.base) or replay
+        if replay is None:
+            raise VenueError(f"{self.name}: no replay of {market.base}: no past bars")
+        seconds = _TIMEFRAMES.get(timeframe)
+        if seconds != replay.bar_seconds:
+            raise VenueError(
+                f"{self.name}: the replay of {market.base} has {replay.bar_seconds:.0f} s bars, "
+                f"not {timeframe!r}"
+            )
+        return replay.history(self._clock() - self._started, limit)
 
     def _check(self, call: str) -> None:
         error = self.raising.get(call)
