@@ -142,6 +142,9 @@ class _Reads:
         permissions = getattr(venue, "fetch_key_permissions", None)
         if permissions is not None:
             self.fetch_key_permissions = permissions
+        closes = getattr(venue, "fetch_closes", None)  # past bars: estimated betas
+        if closes is not None:
+            self.fetch_closes = closes
 
     async def load_markets(self, symbols: Iterable[str]) -> dict[str, MarketSpec]:
         return await self._venue.load_markets(symbols)
