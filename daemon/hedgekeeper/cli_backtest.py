@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,7 +21,7 @@ import typer
 from hedgekeeper.cli import ConfigOption, _fail_config, _load, app
 from hedgekeeper.exceptions import ConfigError
 
-__all__ = ["backtest", "parse_when"]
+__all__ = ["backtest", "parse_when", "report"]
 
 
 def parse_when(value: str | None, name: str) -> int | None:
@@ -169,3 +171,138 @@ class _Progress:
     def close(self) -> None:
         self._progress.stop()
 
+
+
+@app.command()
+def report(
+    config: ConfigOption,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--state-dir", help="The daemon's state directory (its journal.db).", file_okay=False
+        ),
+    ] = None,
+    journal: Annotated[
+        Path | None,
+        typer.Option(
+            "--journal", help="A journal file (e.g. from backtest --journal).", dir_okay=False
+        ),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="From (UTC date or date-time).")
+    ] = None,
+    until: Annotated[str | None, typer.Option("--until", help="To (UTC).")] = None,
+    group: Annotated[str | None, typer.Option("--group", help="Only this hedge group.")] = None,
+    mark: Annotated[
+        list[str] | None,
+        typer.Option("--mark", help="SYMBOL=PRICE to value open positions (repeatable)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+) -> None:
+    """The cost of the hedge per group: futures PnL, fees, funding, net cost (any journal)."""
+    from hedgekeeper.cli import _state_dir
+
+    settings = _load(config)
+    path = journal or _state_dir(state_dir, settings.state_dir) / "journal.db"
+    try:
+        low = parse_when(since, "--since")
+        high = parse_when(until, "--until")
+        marks = _marks(mark or [])
+        if not path.is_file():
+            raise ConfigError(f"no journal at {path}")
+        if group is not None and group not in {h.name for h in settings.hedges}:
+            raise ConfigError(f"--group: no hedge group {group!r} in {config}")
+        costs = asyncio.run(_report(settings, path, low, high, group, marks))
+    except ConfigError as error:
+        raise _fail_config(str(error)) from None
+    if as_json:
+        document = {"journal": str(path), "since": since, "until": until,
+                    "groups": [c.as_dict() for c in costs]}  # fmt: skip
+        sys.stdout.write(json.dumps(document) + "\n")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"hedge cost — {path}")
+    columns = ("group", "contracts", "entry", "mark", "realised $", "unrealised $", "fees $",
+               "funding $", "net cost $", "cost %/yr")  # fmt: skip
+    for column in columns:
+        table.add_column(column, justify="left" if column == "group" else "right")
+    for cost in costs:
+        data = cost.as_dict()
+        pct = data["net_cost_pct_year"]
+        table.add_row(
+            cost.group, data["contracts"], data["entry_price"] or "—", data["mark"] or "—",
+            data["realised_usd"], data["unrealised_usd"], data["fees_usd"], data["funding_usd"],
+            data["net_cost_usd"], "—" if pct is None else f"{pct:.2f}%",
+        )  # fmt: skip
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=150)
+    console.print(table)
+
+
+def _marks(values: list[str]) -> dict[str, Any]:
+    marks: dict[str, Decimal] = {}
+    for value in values:
+        symbol, _, price = value.rpartition("=")
+        try:
+            parsed = Decimal(price)
+        except InvalidOperation:
+            parsed = Decimal(0)
+        if not symbol or not parsed.is_finite() or parsed <= 0:
+            raise ConfigError(f"--mark {value!r}: give SYMBOL=PRICE with a positive price")
+        marks[symbol] = parsed
+    return marks
+
+
+async def _report(settings: Any, path: Path, since: int | None, until: int | None,
+                  group: str | None, marks: dict[str, Any]) -> list[Any]:  # fmt: skip
+    from hedgekeeper.hedge_cost import group_costs
+    from hedgekeeper.journal import Journal
+
+    markets = await _group_markets(settings)
+    wanted = {name: spec for name, spec in markets.items() if group is None or name == group}
+    journal = Journal(path)
+    try:
+        for _, market in wanted.values():
+            if market.symbol not in marks:
+                noted = journal.last_mark(market.symbol)
+                if noted is None:  # else the last price it traded at
+                    fills = [f for fs in journal.fills_by_group().values() for f in fs
+                             if f["symbol"] == market.symbol]  # fmt: skip
+                    noted = Decimal(fills[-1]["price"]) if fills else None
+                if noted is not None:
+                    marks[market.symbol] = noted
+        # The journal's own last cycle is "now": a running daemon's is seconds old, and a
+        # finished run (a backtest) ends there, in market time.
+        last = journal.last_cycle()
+        now = time.time() if last is None else float(last["finished_at"])
+        return group_costs(journal, wanted, marks,
+                           since=None if since is None else since / 1000,
+                           until=None if until is None else until / 1000, now=now)  # fmt: skip
+    finally:
+        journal.close()
+
+
+async def _group_markets(settings: Any) -> dict[str, Any]:
+    """Each group's (hedge account, market spec): sim sections, else the exchange's markets."""
+    from hedgekeeper.backtest.runner import account_markets
+    from hedgekeeper.venues import build_venue, market_types
+
+    out: dict[str, Any] = {}
+    for hedge in settings.hedges:
+        name = hedge.hedge_account
+        account = settings.accounts[name]
+        if account.sim is not None:
+            specs = account_markets(settings, name)[0]
+        else:
+            venue = build_venue(name, account, settings.mode, market_types(name, settings))
+            try:
+                specs = await venue.load_markets([hedge.instrument])
+            finally:
+                await venue.close()
+        if hedge.instrument not in specs:
+            raise ConfigError(f"hedges.{hedge.name}.instrument: {hedge.instrument!r} not listed")
+        out[hedge.name] = (name, specs[hedge.instrument])
+    return out

@@ -547,6 +547,19 @@ class Journal:
         rows = self._db.execute(f"SELECT {', '.join(cols)} FROM fills ORDER BY id").fetchall()
         return [dict(zip(cols, row, strict=True)) for row in rows]
 
+    def fills_by_group(self) -> dict[str, list[dict[str, Any]]]:
+        """Every fill with its order's group, oldest first, grouped by group name."""
+        cols = ("group_name", "account", "symbol", "side", "amount", "price", "fee_usd", "at")
+        rows = self._db.execute(
+            "SELECT o.group_name, f.account, f.symbol, f.side, f.amount, f.price, f.fee_usd, "
+            "f.at FROM fills f JOIN orders o USING (client_order_id) "
+            "WHERE f.price IS NOT NULL ORDER BY f.id"
+        )
+        out: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            out.setdefault(row[0], []).append(dict(zip(cols, row, strict=True)))
+        return out
+
     # -- funding ---------------------------------------------------------------------------
 
     def record_funding(self, records: Sequence[FundingRecord]) -> list[FundingRecord]:
@@ -576,6 +589,25 @@ class Journal:
         for group, amount in rows:
             totals[group] = totals.get(group, Decimal(0)) + Decimal(amount)
         return totals
+
+    def last_mark(self, symbol: str) -> Decimal | None:
+        """The last mark price noted for ``symbol`` (a backtest notes its final bar's)."""
+        value = self._get(f"mark:{symbol}")
+        return None if value is None else Decimal(value)
+
+    def note_mark(self, symbol: str, price: Decimal) -> None:
+        """Note a mark price, for reports that read this journal later."""
+        with self.transaction() as db:
+            self._put(db, f"mark:{symbol}", str(price))
+
+    def funding_records(self, since: float, until: float) -> list[tuple[str, Decimal]]:
+        """(group, USD amount) of every funding payment settled in ``[since, until]``."""
+        rows = self._db.execute(
+            "SELECT group_name, amount_usd FROM funding WHERE amount_usd IS NOT NULL "
+            "AND at >= ? AND at <= ? ORDER BY at",
+            (since, until),
+        )
+        return [(group, Decimal(amount)) for group, amount in rows]
 
     def funding_cursor(self, account: str) -> float | None:
         """Up to when (epoch seconds) an account's funding history has been read."""

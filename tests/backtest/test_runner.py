@@ -105,3 +105,29 @@ def test_journal_file_keeps_orders_fills_and_funding(tmp_path: Path, data_dir: P
     assert [o.request.amount for o in kept.orders()] == [D(50)]
     assert len(kept.paper_funding("demo", 0, 1e12)) == 1
     kept.close()
+
+
+def test_report_on_the_backtest_journal_gives_the_backtest_figures(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    config = btc_config(tmp_path)
+    journal = tmp_path / "bt.db"
+    runner = CliRunner()
+    done = runner.invoke(app, ["backtest", "-c", str(config), "--data", str(data_dir),
+                               "--journal", str(journal), "--json"])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    product = json.loads(done.stdout)["groups"][0]["hedgekeeper"]
+    shown = runner.invoke(app, ["report", "-c", str(config), "--journal", str(journal), "--json"])
+    assert shown.exit_code == 0, shown.output
+    (cost,) = json.loads(shown.stdout)["groups"]
+    assert cost["contracts"] == "-50" and cost["fills"] == 1
+    assert float(cost["fees_usd"]) == pytest.approx(product["fees_usd"], abs=0.01)
+    assert float(cost["funding_usd"]) == pytest.approx(product["funding_usd"], abs=0.01)
+    assert float(cost["futures_pnl_usd"]) == pytest.approx(product["futures_pnl_usd"], abs=0.01)
+    assert float(cost["net_cost_usd"]) == pytest.approx(product["net_cost_usd"], abs=0.01)
+
+    bad = runner.invoke(app, ["report", "-c", str(config), "--journal", str(journal),
+                              "--mark", "BTC/USDT:USDT=-1"])  # fmt: skip
+    assert bad.exit_code == 2 and "SYMBOL=PRICE" in bad.output
+    none = runner.invoke(app, ["report", "-c", str(config), "--journal", str(tmp_path / "x.db")])
+    assert none.exit_code == 2 and "no journal at" in none.output

@@ -108,3 +108,17 @@ async def test_duplicate_client_id_is_rejected_and_state_survives_restart(tmp_pa
     assert (await paper2.fetch_positions([BTC]))[BTC].contracts == -4
     found = await paper2.fetch_order(BTC, "a1")
     assert found is not None and found.filled == 4
+
+
+async def test_paper_position_carries_its_average_entry_price(tmp_path: Path) -> None:
+    paper, sim, _journal = await make(tmp_path)
+    first = await paper.submit_order(order("e1", Side.SELL, "10"))
+    sim.set_price("BTC", D(80000))
+    second = await paper.submit_order(order("e2", Side.SELL, "30"))
+    assert first.average_price is not None and second.average_price is not None
+    entry = (10 * first.average_price + 30 * second.average_price) / 40
+    position = (await paper.fetch_positions([BTC]))[BTC]
+    assert position.contracts == -40 and position.entry_price == entry
+    # a buy back leaves the entry where it was
+    await paper.submit_order(order("e3", Side.BUY, "15", reduce_only=True))
+    assert (await paper.fetch_positions([BTC]))[BTC].entry_price == entry

@@ -9,8 +9,9 @@ talking to exchanges for months:
   while the backtest runs, so it keeps the small state the engine asks for
   every cycle (trading state, flags, paper positions, resting paper orders) in
   memory as well, numbers cycles without a row each, and journals only the
-  decisions that were not a plain ``hold`` (with 55,000 hourly cycles, the
-  holds would be 99.9 % of the rows and tell nothing).
+  decisions that were not a plain ``hold``, and the first and last cycles whole
+  (with 55,000 hourly cycles, the holds would be 99.9 % of the rows and tell
+  nothing).
 * :class:`SequentialReader` reads the snapshot in the same order (balances,
   then positions before open orders, then quotes) without spreading it over
   asyncio tasks: bars in memory have no latency to overlap.
@@ -42,6 +43,8 @@ class BacktestJournal(Journal):
         self._positions: dict[str, dict[str, Decimal]] = {}
         self._resting: dict[str, dict[str, OrderInfo]] = {}
         self._cycles = itertools.count(1)
+        #: Journal every decision from now on (the runner sets it for the last cycle).
+        self.keep_all = False
 
     def _get(self, key: str) -> str | None:
         if key not in self._kv:
@@ -63,8 +66,12 @@ class BacktestJournal(Journal):
         decisions: Sequence[tuple[str, str, str, dict[str, Any]]],
         positions: Sequence[tuple[str, str, Decimal]] = (),
     ) -> None:
-        kept = [d for d in decisions if d[1] != "hold"]
+        kept = decisions if cycle == 1 or self.keep_all else [d for d in decisions
+                                                              if d[1] != "hold"]  # fmt: skip
         if kept:
+            with self.transaction() as db:  # the row begin_cycle did not write
+                db.execute("INSERT OR IGNORE INTO cycles (id, started_at) VALUES (?, ?)",
+                           (cycle, self._now()))  # fmt: skip
             super().finish_cycle(cycle, status, summary, kept)
 
     def paper_positions(self, account: str) -> dict[str, Decimal]:

@@ -45,7 +45,14 @@ from hedgekeeper.venues.base import Venue
 from hedgekeeper.venues.paper import PaperVenue
 from hedgekeeper.venues.sim import SimVenue
 
-__all__ = ["BacktestData", "BacktestRun", "GroupTrace", "load_data", "run_backtest"]
+__all__ = [
+    "BacktestData",
+    "BacktestRun",
+    "GroupTrace",
+    "account_markets",
+    "load_data",
+    "run_backtest",
+]
 
 
 @dataclass(slots=True)
@@ -141,7 +148,7 @@ def load_data(
     return BacktestData(timeline, funding, interval, directory)
 
 
-def _account_markets(
+def account_markets(
     settings: Settings, name: str
 ) -> tuple[dict[str, MarketSpec], dict[str, Decimal], dict[str, Decimal]]:
     """Markets, balances and starting positions of one account, from its sim section."""
@@ -172,16 +179,18 @@ async def run_backtest(
     clock = cursor.now
     journal = BacktestJournal(journal_path, clock=clock)
     venues: dict[str, Venue] = {}
+    bars_of: dict[str, BarVenue] = {}
     for name, account_settings in settings.accounts.items():
         if markets is not None and name in markets:
             specs: dict[str, MarketSpec] = markets[name]
             balances: dict[str, Decimal] = {}
             positions: dict[str, Decimal] = {}
         else:
-            specs, balances, positions = _account_markets(settings, name)
+            specs, balances, positions = account_markets(settings, name)
         sim = account_settings.sim
         spread = sim.spread_bps if sim is not None else Decimal(2)
         bars = BarVenue(name, cursor, specs, balances, positions, data.funding, spread)
+        bars_of[name] = bars
         venues[name] = PaperVenue(bars, journal, settings.paper, clock=clock)
     engine = Engine(settings, venues, journal, clock=clock)
     await engine.start()
@@ -210,6 +219,7 @@ async def run_backtest(
     started = time.perf_counter()
     for index in range(steps):
         cursor.move(index)
+        journal.keep_all = index == steps - 1
         report = await engine.run_cycle()
         for decision in report.decisions:
             trace = traces[decision.group]
@@ -236,6 +246,10 @@ async def run_backtest(
             trace.hedge.append(hedge)
         if progress is not None:
             progress(index + 1, steps)
+    for group in engine.groups:  # the final marks, for `hedgekeeper report` later
+        quote = bars_of[group.hedge_account].quote(group.instrument)
+        if quote is not None and quote.reference is not None:
+            journal.note_mark(group.instrument, quote.reference)
     await engine.close()
     return BacktestRun(settings, data, journal, traces, engine.markets,
                        time.perf_counter() - started)  # fmt: skip

@@ -10,6 +10,9 @@ IOC limit that does not cross expires; a post-only order rests in the paper book
 and fills at its price, paying ``maker_fee``, once a later quote trades
 through it.
 
+Paper positions carry the average entry price of the paper fills (see
+:mod:`hedgekeeper.accounting`), rebuilt from the journal's fills after a restart.
+
 Paper positions also pay and receive funding: when a perp's quote shows that
 its next funding time has moved on, the settlement it was waiting for has
 happened, and the paper offset pays ``contracts × contract value × rate`` at the
@@ -28,6 +31,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from decimal import Decimal
 
+from hedgekeeper.accounting import Book, apply_fill
 from hedgekeeper.exceptions import OrderRejectedError, RetryableReadError, VenueError
 from hedgekeeper.funding import settlement
 from hedgekeeper.journal import Journal
@@ -75,6 +79,27 @@ class PaperVenue:
         self._public_only = not getattr(inner, "has_credentials", True)
         #: symbol -> (the funding settlement waited for, the latest rate seen)
         self._rates: dict[str, tuple[float, Decimal]] = {}
+        #: symbol -> the paper position's accounting (average entry); read from the journal's
+        #: fills on first use, then kept up to date by every paper fill
+        self._books: dict[str, Book] | None = None
+
+    def _book(self, symbol: str) -> Book:
+        if self._books is None:
+            self._books = {}
+            for fills in self._journal.fills_by_group().values():
+                for fill in fills:
+                    if fill["account"] == self.name:
+                        amount = Decimal(fill["amount"])
+                        self._books_apply(fill["symbol"], amount if fill["side"] == "buy"
+                                          else -amount, Decimal(fill["price"]))  # fmt: skip
+        return self._books.get(symbol, Book())
+
+    def _books_apply(self, symbol: str, signed: Decimal, price: Decimal) -> None:
+        market = self._markets.get(symbol)
+        if market is None or self._books is None or price <= 0:
+            return
+        self._books[symbol] = apply_fill(self._books.get(symbol, Book()), market, signed, price,
+                                         Decimal(0))  # fmt: skip
 
     async def load_markets(self, symbols: Iterable[str]) -> dict[str, MarketSpec]:
         markets = await self.inner.load_markets(symbols)
@@ -97,10 +122,13 @@ class PaperVenue:
             if base is None:
                 continue  # unknown stays unknown
             offset = paper.get(symbol, Decimal(0))
+            entry = base.entry_price
+            if offset:  # the paper fills' average entry; unknown when mixed with a real one
+                entry = self._book(symbol).entry_price if base.contracts == 0 else None
             out[symbol] = Position(
                 symbol,
                 base.contracts + offset,
-                entry_price=base.entry_price,
+                entry_price=entry,
                 # The wallet is the real one; figures that depend on the position's size
                 # are not, once paper fills changed it (the engine estimates them).
                 liquidation_price=None if offset else base.liquidation_price,
@@ -205,6 +233,8 @@ class PaperVenue:
                     fee_usd=(notional * self._settings.maker_fee).quantize(_QUANTUM),
                 )  # fmt: skip
                 signed = order.amount if order.side is Side.BUY else -order.amount
+                self._book(order.symbol)
+                self._books_apply(order.symbol, signed, order.price)
                 self._journal.paper_fill(self.name, filled, signed, replace_existing=True)
 
     async def _quote(self, symbol: str) -> Quote:
@@ -264,6 +294,8 @@ class PaperVenue:
             base, status=OrderStatus.FILLED, filled=request.amount, average_price=price,
             fee_usd=(notional * self._settings.taker_fee).quantize(_QUANTUM),
         )  # fmt: skip
+        self._book(request.symbol)
+        self._books_apply(request.symbol, signed, price)
         self._journal.paper_fill(self.name, info, signed)
         return info
 
