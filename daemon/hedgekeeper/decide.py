@@ -69,6 +69,9 @@ class GroupDecision:
     liquidation_shortfall_usd: Decimal | None = None
     #: Figures beyond the usual ones: ``window``, ``ratio``, ``allocation``, ``parent``.
     details: dict[str, Any] | None = None
+    #: Dated contracts: days until expiry and the annualised basis (future / index - 1).
+    days_to_expiry: Decimal | None = None
+    basis_annualised: Decimal | None = None
 
     @property
     def order(self) -> Any:
@@ -99,6 +102,12 @@ class GroupDecision:
                 "reduce_only": intent.reduce_only,
             },
             "reason": self.reason,
+            "days_to_expiry": None
+            if self.days_to_expiry is None
+            else str(self.days_to_expiry.quantize(Decimal("0.01"))),
+            "basis_annualised": None
+            if self.basis_annualised is None
+            else str(self.basis_annualised.quantize(Decimal("0.0001"))),
             **(self.details or {}),
         }
 

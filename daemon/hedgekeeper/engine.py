@@ -39,6 +39,7 @@ from hedgekeeper.journal import Journal
 from hedgekeeper.logs import get_logger
 from hedgekeeper.model import STABLECOINS, GroupSpec, MarketSpec, Mode, TradingState
 from hedgekeeper.orders import IllegalTransition
+from hedgekeeper.roll import Roller
 from hedgekeeper.settings import Settings
 from hedgekeeper.snapshot import AccountNeeds, Snapshot, SnapshotReader
 from hedgekeeper.statelock import StateLock
@@ -98,6 +99,7 @@ class Engine:
         self.decider = Decider(self)
         self.funding = FundingCollector(self)
         self.betas = BetaBook(self)  # "estimate" betas (betas.py)
+        self.roller = Roller(self)
         self.reader: SnapshotReader | None = None
         self.reconciled = False
         self.last_report: CycleReport | None = None
@@ -114,9 +116,10 @@ class Engine:
         A reconciliation failure does not raise: the engine keeps trying every cycle
         and trades only once it succeeds.
         """
+        await self.roller.resolve()  # dated groups: their contract now and the next one
         wanted: dict[str, set[str]] = {name: set() for name in self.venues}
         for hedge in self.settings.hedges:
-            wanted[hedge.hedge_account].add(hedge.instrument)
+            wanted[hedge.hedge_account].update(self.roller.symbols(hedge.name, hedge.instrument))
             for asset in hedge.assets:
                 if asset not in STABLECOINS:
                     wanted[hedge.price_account or hedge.hedge_account].add(f"{asset}/{hedge.quote}")
@@ -139,11 +142,13 @@ class Engine:
 
     def _check_markets(self) -> None:
         problems: list[str] = []
+        instruments = {group.name: group.instrument for group in self.groups}
         for index, hedge in enumerate(self.settings.hedges):
-            market = self.markets[hedge.hedge_account].get(hedge.instrument)
+            instrument = instruments[hedge.name]  # a dated alias resolved by the roller
+            market = self.markets[hedge.hedge_account].get(instrument)
             if market is None:
                 problems.append(
-                    f"hedges.{index}.instrument: {hedge.instrument!r} is not listed by "
+                    f"hedges.{index}.instrument: {instrument!r} is not listed by "
                     f"account {hedge.hedge_account!r}"
                 )
             sources: dict[str, tuple[str, str]] = {}
@@ -155,7 +160,7 @@ class Engine:
                 if symbol in self.markets[price_account]:
                     sources[asset] = (price_account, symbol)
                 elif market is not None and market.base == asset:
-                    sources[asset] = (hedge.hedge_account, hedge.instrument)
+                    sources[asset] = (hedge.hedge_account, instrument)
                 else:
                     problems.append(
                         f"hedges.{index}.assets.{asset}: no market {symbol!r} on account "
@@ -195,9 +200,10 @@ class Engine:
             if setup is None or (hedge.leverage is None and hedge.margin_mode is None
                                  and not asks_mode):  # fmt: skip
                 continue
-            await setup(hedge.instrument, hedge.leverage, hedge.margin_mode)
-            self.log.info("instrument.prepared", group=hedge.name, symbol=hedge.instrument,
-                          leverage=hedge.leverage, margin_mode=hedge.margin_mode)  # fmt: skip
+            for symbol in sorted(self.roller.symbols(hedge.name, hedge.instrument)):
+                await setup(symbol, hedge.leverage, hedge.margin_mode)
+                self.log.info("instrument.prepared", group=hedge.name, symbol=symbol,
+                              leverage=hedge.leverage, margin_mode=hedge.margin_mode)  # fmt: skip
 
     def _needs(self) -> dict[str, AccountNeeds]:
         balances: set[str] = set()
@@ -205,8 +211,9 @@ class Engine:
         quotes: dict[str, set[str]] = {name: set() for name in self.venues}
         for group in self.groups:
             balances.update(group.spot_accounts)
-            positions[group.hedge_account].add(group.instrument)
-            quotes[group.hedge_account].add(group.instrument)
+            contracts = self.roller.symbols(group.name, group.instrument)
+            positions[group.hedge_account].update(contracts)
+            quotes[group.hedge_account].update(contracts)
             for account, symbol in self.price_sources[group.name].values():
                 quotes[account].add(symbol)
         return {
@@ -215,6 +222,11 @@ class Engine:
             )
             for name in self.venues
         }
+
+    def refresh_needs(self) -> None:
+        """Read what the groups need from now on (after a roll changed a contract)."""
+        if self.reader is not None:
+            self.reader.needs = self._needs()
 
     async def _reconcile(self) -> bool:
         """Start-up reconciliation; True once it has completed."""
@@ -275,7 +287,7 @@ class Engine:
             in_flux |= await self.executor.manage_working(snap.quotes, log)
         holds = self._position_holds(snap, log) if trade else {}
         holds.update(self.executor.held)
-        for group in self.groups:
+        for group in list(self.groups):  # a roll may replace a group's contract
             try:
                 decision = await self._group_cycle(group, snap, in_flux, holds, can_trade,
                                                    trade, cycle, log)  # fmt: skip
@@ -298,7 +310,10 @@ class Engine:
     async def _group_cycle(self, group: GroupSpec, snap: Snapshot, in_flux: set[str],
                            holds: dict[str, str], can_trade: bool, trade: bool,
                            cycle: int | None, log: Any) -> GroupDecision:  # fmt: skip
-        decision = self.decider.decide(group, snap, in_flux, holds)
+        decision = await self.roller.step(group, snap, can_trade, cycle, log)
+        if decision is None:  # not rolling: hedge as usual
+            decision = self.decider.decide(group, snap, in_flux, holds)
+        self.roller.annotate(decision, group, snap)
         if decision.action == "order" and not can_trade:
             decision.action = "planned" if not trade else "blocked"
             if trade:

@@ -278,6 +278,37 @@ class Journal:
         with self.transaction() as db:
             self._put(db, f"flag:{name}", "1" if value else "0")
 
+    # -- dated-contract rolls (see hedgekeeper.roll) ------------------------------------
+
+    def roll_state(self, group: str) -> dict[str, Any] | None:
+        """The group's roll in progress (``from``, ``to``, ``contracts``), if any."""
+        value = self._get(f"roll:{group}")
+        return None if value is None else dict(json.loads(value))
+
+    def active_contract(self, group: str) -> str | None:
+        """The contract a group rolled into last (``None``: the configured one)."""
+        return self._get(f"contract:{group}")
+
+    def begin_roll(self, group: str, record: dict[str, Any]) -> None:
+        """Write a roll ahead of its two legs, durably, as one record."""
+        detail = json.dumps(record, sort_keys=True)
+        with self.transaction() as db:
+            self._put(db, f"roll:{group}", detail)
+            db.execute(
+                "INSERT INTO operator_actions (at, action, source, detail) VALUES (?, ?, ?, ?)",
+                (time.time(), "roll.started", group, detail),
+            )
+
+    def finish_roll(self, group: str, contract: str) -> None:
+        """The roll is done: ``contract`` is the group's instrument from now on."""
+        with self.transaction() as db:
+            self._put(db, f"contract:{group}", contract)
+            db.execute("DELETE FROM kv WHERE key = ?", (f"roll:{group}",))
+            db.execute(
+                "INSERT INTO operator_actions (at, action, source, detail) VALUES (?, ?, ?, ?)",
+                (time.time(), "roll.done", group, contract),
+            )
+
     def actions(self) -> list[dict[str, Any]]:
         """Operator and guard actions, oldest first."""
         rows = self._db.execute(

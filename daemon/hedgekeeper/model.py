@@ -117,6 +117,8 @@ class MarketSpec:
     #: The exchange accepts reduce-only orders below ``min_notional`` (Binance USDⓈ-M
     #: in one-way mode), so small trims need not wait.
     reduce_only_below_min_notional: bool = False
+    #: Dated futures: delivery time, epoch seconds (``None`` for perpetuals and spot).
+    expiry: float | None = None
 
     def contract_value_usd(self, price: Decimal) -> Decimal:
         """USD value of one contract at ``price``."""

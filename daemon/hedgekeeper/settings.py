@@ -21,6 +21,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -140,6 +141,15 @@ class SimSettings(_Strict):
         default_factory=dict,
         description="asset -> CSV (timestamp_ms,rate) of real funding settlements of its perp",
     )
+    futures: dict[AssetName, list[Annotated[str, Field(pattern=r"^\d{6}$")]]] = Field(
+        default_factory=dict,
+        description="asset -> delivery dates (YYMMDD, 08:00 UTC) of dated futures: linear "
+        "{ASSET}/USDT:USDT-YYMMDD if the asset has a contract size, inverse if under inverse",
+    )
+    futures_basis: Annotated[Decimal, Field(ge=-1, le=1, allow_inf_nan=False)] = Field(
+        Decimal("0.05"),
+        description="annualised premium of the dated futures over spot; it shrinks to 0 at expiry",
+    )
 
     @model_validator(mode="after")
     def _known_assets(self) -> SimSettings:
@@ -153,6 +163,16 @@ class SimSettings(_Strict):
             for asset in getattr(self, section):
                 if asset not in self.prices:
                     raise ValueError(f"{section}.{asset}: no price for {asset} in prices")
+        for asset, codes in self.futures.items():
+            if asset not in self.contract_sizes and asset not in self.inverse:
+                raise ValueError(
+                    f"futures.{asset}: give {asset} a contract size (contract_sizes or inverse)"
+                )
+            for code in codes:
+                try:
+                    datetime.strptime(code, "%y%m%d")
+                except ValueError:
+                    raise ValueError(f"futures.{asset}: {code!r} is not a date YYMMDD") from None
         symbols = set(self.symbols())
         for symbol in self.positions:
             if symbol not in symbols:
@@ -167,6 +187,12 @@ class SimSettings(_Strict):
             yield f"{asset}/USDT:USDT"
         for asset in self.inverse:
             yield f"{asset}/USD:{asset}"
+        for asset, codes in self.futures.items():
+            for code in codes:
+                if asset in self.contract_sizes:
+                    yield f"{asset}/USDT:USDT-{code}"
+                if asset in self.inverse:
+                    yield f"{asset}/USD:{asset}-{code}"
 
 
 class AccountSettings(_Strict):
@@ -283,6 +309,29 @@ class HedgeSettings(AllocationFields, _Strict):
 
     #: Set on the legs :func:`groups.expand_groups` makes: (parent group, allocation asset).
     _leg: tuple[str, str | None] | None = PrivateAttr(default=None)
+
+    # -- dated futures ------------------------------------------------------------------------
+    roll_days_before: Annotated[Decimal, Field(gt=0, le=90)] = Field(
+        default=Decimal(3),
+        description="dated instrument: roll into the next contract this many days before expiry",
+    )
+    roll_to: str | None = Field(
+        default=None,
+        description="the contract to roll into (default: the next quarterly the venue lists)",
+    )
+    min_days_to_expiry: Annotated[Decimal, Field(ge=0, le=90)] = Field(
+        default=Decimal(1),
+        description="an unrolled contract this close to expiry halts the group, loudly",
+    )
+
+    @model_validator(mode="after")
+    def _roll_before_the_halt(self) -> HedgeSettings:
+        if self.min_days_to_expiry >= self.roll_days_before:
+            raise ValueError(
+                f"min_days_to_expiry {self.min_days_to_expiry} must be below "
+                f"roll_days_before {self.roll_days_before}: the roll comes first"
+            )
+        return self
 
     @model_validator(mode="after")
     def _ratio_under_cap(self) -> HedgeSettings:
@@ -541,7 +590,11 @@ class Settings(BaseSettings):
                         f"known: {sorted(self.accounts)}"
                     )
             sim = self.accounts[hedge.hedge_account].sim
-            if sim is not None and hedge.instrument not in set(sim.symbols()):
+            listed = set() if sim is None else set(sim.symbols())
+            if hedge.instrument.endswith("-quarterly"):  # resolved at start from the listing
+                family = hedge.instrument.removesuffix("quarterly")
+                listed |= {hedge.instrument} if any(s.startswith(family) for s in listed) else set()
+            if sim is not None and hedge.instrument not in listed:
                 raise ValueError(
                     f"hedges[{hedge.name}].instrument: {hedge.instrument!r} is not listed by "
                     f"sim account {hedge.hedge_account!r}; it lists {sorted(sim.symbols())}"

@@ -99,6 +99,8 @@ class GroupView:
     liquidation_distance: Decimal | None
     order: dict[str, Any] | None
     order_status: str | None
+    days_to_expiry: str | None = None
+    basis_annualised: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form: decimals as plain strings, like ``plan --json``."""
@@ -126,6 +128,8 @@ class GroupView:
             "liquidation_distance": text(self.liquidation_distance),
             "order": self.order,
             "order_status": self.order_status,
+            "days_to_expiry": self.days_to_expiry,
+            "basis_annualised": self.basis_annualised,
         }
 
 
@@ -156,6 +160,8 @@ def group_view(decision: GroupDecision, instrument: str) -> GroupView:
             liquidation_distance=decision.liquidation_distance,
             order=data["order"],
             order_status=order_status,
+            days_to_expiry=data["days_to_expiry"],
+            basis_annualised=data["basis_annualised"],
         )
     after = plan.hedge_contracts + plan.pending_contracts
     for order in orders:  # this cycle's own orders: filled, or still working
@@ -194,6 +200,8 @@ def group_view(decision: GroupDecision, instrument: str) -> GroupView:
         decision.liquidation_distance,
         data["order"],
         order_status,
+        days_to_expiry=data["days_to_expiry"],
+        basis_annualised=data["basis_annualised"],
     )
 
 

@@ -6,6 +6,7 @@ demo starts without loading it.
 
 from __future__ import annotations
 
+from hedgekeeper.contracts import contract_kind, parse_symbol
 from hedgekeeper.exceptions import ConfigError, VenueConfigError
 from hedgekeeper.journal import Journal
 from hedgekeeper.model import Mode
@@ -30,9 +31,10 @@ def market_types(name: str, settings: Settings) -> tuple[str, ...]:
         if name in hedge.spot_accounts or (hedge.price_account or hedge.hedge_account) == name:
             kinds.add("spot")
         if hedge.hedge_account == name:
-            base_quote, _, settle = hedge.instrument.partition(":")
-            quote = base_quote.partition("/")[2]
-            kinds.add("linear" if settle and settle == quote else "inverse" if settle else "spot")
+            # BTC/USDT:USDT-261225 is linear: the settle coin is read without the date.
+            kinds.add(contract_kind(hedge.instrument))
+            if parse_symbol(hedge.instrument).dated:
+                kinds.add("future")
     return tuple(sorted(kinds)) or ("spot",)
 
 

@@ -130,6 +130,7 @@ def market_spec(
         min_amount=_dec((limits.get("amount") or {}).get("min")) or Decimal(0),
         min_notional=_dec((limits.get("cost") or {}).get("min")) or Decimal(0),
         price_step=_step(precision.get("price"), precision_mode),
+        expiry=int(market["expiry"]) / 1000 if market.get("expiry") else None,
     )
 
 

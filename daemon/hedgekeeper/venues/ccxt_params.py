@@ -414,17 +414,20 @@ def market_types_option(exchange_id: str, market_types: Iterable[str]) -> Any:
     """The value of ``options['fetchMarkets']['types']`` for our market types, or ``None``.
 
     Our vocabulary: ``spot``, ``linear``, ``inverse`` (perpetuals and futures), and
-    ``future`` / ``option`` passed through where the exchange knows them.
+    ``future`` (dated contracts wanted) / ``option`` passed through where the
+    exchange keeps them apart (OKX), dropped where they come with linear/inverse.
     """
     wanted = list(dict.fromkeys(market_types))
     style = profile_for(exchange_id).market_types_style
     if style == "list":
-        return wanted
+        # Binance and Bybit list dated futures with their perpetuals (linear: fapi /
+        # category linear; inverse: dapi / category inverse): no type of their own.
+        return [kind for kind in wanted if kind != "future"]
     if style == "okx":  # OKX: spot / swap / future / option, linear and inverse together
         mapped = ["swap" if kind in ("linear", "inverse") else kind for kind in wanted]
         return list(dict.fromkeys(mapped))
-    if style == "list-swap":  # bitget: spot / swap
-        mapped = ["swap" if kind in ("linear", "inverse") else kind for kind in wanted]
+    if style == "list-swap":  # bitget: spot / swap; its futures come with the swap markets
+        mapped = ["swap" if kind in ("linear", "inverse", "future") else kind for kind in wanted]
         return list(dict.fromkeys(mapped))
     if style == "mexc":
         return {

@@ -151,6 +151,16 @@ class CcxtVenue:
                     found[symbol] = replace(spec, reduce_only_below_min_notional=True)
         return found
 
+    async def list_contracts(self, family: str) -> dict[str, MarketSpec]:
+        """Every listed dated contract of ``family`` (``BTC/USDT:USDT``), for aliases and rolls."""
+        markets = await self._client.read("load_markets", self.exchange.load_markets)
+        symbols = [
+            s
+            for s, m in markets.items()
+            if s.startswith(f"{family}-") and m.get("expiry") and not m.get("option")
+        ]
+        return await self.load_markets(symbols)
+
     async def fetch_balances(self) -> Balances:
         """Spot (or unified-account) holdings: asset -> total (free + used); zeros omitted."""
         params = ccxt_params.balance_params(self.exchange_id, self._client.market_types)
@@ -248,8 +258,8 @@ class CcxtVenue:
         span_ms = profile.funding_window_days * 86_400_000
         out: dict[str, FundingPayment] = {}
         for (kind, sub_type), group in (await self._client.group(symbols)).items():
-            if kind == "spot":
-                continue
+            if kind in ("spot", "future"):
+                continue  # dated futures pay no funding
             wanted = frozenset(group)
             windows = split_window(int(since * 1000), int(until * 1000), span_ms)
             while windows:

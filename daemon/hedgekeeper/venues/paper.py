@@ -106,6 +106,20 @@ class PaperVenue:
         self._markets.update(markets)
         return markets
 
+    def market_time(self) -> float:
+        """The inner venue's clock where it has its own (the sim), else the wall clock."""
+        clock = getattr(self.inner, "market_time", None)
+        return float(clock()) if clock is not None else time.time()
+
+    async def list_contracts(self, family: str) -> dict[str, MarketSpec]:
+        """The inner venue's dated contracts of ``family`` (none where it cannot list)."""
+        lister = getattr(self.inner, "list_contracts", None)
+        if lister is None:
+            return {}
+        listed: dict[str, MarketSpec] = await lister(family)
+        self._markets.update(listed)
+        return listed
+
     async def fetch_balances(self) -> Balances:
         return await self.inner.fetch_balances()
 

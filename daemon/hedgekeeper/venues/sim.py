@@ -24,6 +24,13 @@ every payment uses the position held at its settlement. Simulated time starts at
 fast as the wall clock; a payment is dated when the venue books it (wall clock),
 and its id carries the simulated settlement time.
 
+Dated futures (``futures``: asset -> ``YYMMDD`` delivery dates, 08:00 UTC) are
+listed as ``{ASSET}/USDT:USDT-YYMMDD`` (with the asset's linear contract size)
+and ``{ASSET}/USD:{ASSET}-YYMMDD`` (inverse) and priced at the perp's mark plus
+an annualised ``futures_basis`` that shrinks linearly to zero at expiry; they
+pay no funding. At expiry a position is delivered (it becomes 0) and new orders
+are refused.
+
 The venue fills orders at the top of book (so tests can trade on it directly);
 in ``dry-run`` the engine wraps it in the ``paper`` venue, which never calls
 ``submit_order`` here.
@@ -37,9 +44,11 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
+from hedgekeeper.contracts import days_to_expiry, expiry_of_code
 from hedgekeeper.exceptions import OrderRejectedError, RetryableReadError, VenueError
 from hedgekeeper.funding import settlement
 from hedgekeeper.model import (
@@ -202,7 +211,8 @@ class SimVenue:
                 settings.funding_interval_hours, settings.funding_rate,
                 settings.replay_funding.get(market.base),
             )
-            for symbol, market in self._markets.items() if market.kind is not MarketKind.SPOT
+            for symbol, market in self._markets.items()
+            if market.kind is not MarketKind.SPOT and market.expiry is None
         }  # fmt: skip
         self._funding_done_ms = self.sim_ms()
         self._funding: list[FundingPayment] = []
@@ -315,7 +325,38 @@ class SimVenue:
                 Decimal(1),
                 price_step=Decimal("0.01"),
             )
+        for asset, codes in self._settings.futures.items():
+            for code in codes:
+                for perp in (f"{asset}/USDT:USDT", f"{asset}/USD:{asset}"):
+                    if perp in markets:
+                        symbol = f"{perp}-{code}"
+                        markets[symbol] = replace(
+                            markets[perp], symbol=symbol, expiry=expiry_of_code(code)
+                        )
         return markets
+
+    async def list_contracts(self, family: str) -> dict[str, MarketSpec]:
+        """Every dated contract of ``family`` (``BTC/USDT:USDT``) this venue lists."""
+        return {
+            symbol: market
+            for symbol, market in self._markets.items()
+            if market.expiry is not None and symbol.startswith(f"{family}-")
+        }
+
+    def market_time(self) -> float:
+        """The simulated clock, epoch seconds (expiry and rolls are judged by it)."""
+        return self.sim_ms() / 1000
+
+    def _expired(self, market: MarketSpec) -> bool:
+        return market.expiry is not None and self.sim_ms() >= market.expiry * 1000
+
+    def contract_price(self, market: MarketSpec) -> Decimal:
+        """The mark of a contract: the perp's, plus the dated future's shrinking basis."""
+        mark = self.perp_price(market.base)
+        if market.expiry is None:
+            return mark
+        days = days_to_expiry(market.expiry, self.sim_ms() / 1000)
+        return mark * (1 + self._settings.futures_basis * days / 365)
 
     def price(self, asset: str) -> Decimal:
         """The asset's current mid price (spot)."""
@@ -375,6 +416,10 @@ class SimVenue:
         if "positions" in self.failing:
             raise RetryableReadError(f"{self.name}: positions unavailable (simulated)")
         self._settle_funding()
+        for symbol in symbols:
+            market = self._markets.get(symbol)
+            if market is not None and self._expired(market):
+                self._positions.pop(symbol, None)  # delivered (cash-settled) at expiry
         return {s: self._position(s) for s in symbols if s in self._markets}
 
     def _position(self, symbol: str) -> Position:
@@ -403,7 +448,7 @@ class SimVenue:
             if market is None:
                 continue
             spot = self.price(market.base)
-            mid = spot if market.kind is MarketKind.SPOT else self.perp_price(market.base)
+            mid = spot if market.kind is MarketKind.SPOT else self.contract_price(market)
             schedule = self._schedules.get(symbol)
             due = schedule.next_after(now_ms) if schedule is not None else None
             quotes[symbol] = Quote(
@@ -438,6 +483,8 @@ class SimVenue:
         market = self._markets.get(request.symbol)
         if market is None or market.kind is MarketKind.SPOT:
             raise OrderRejectedError(f"{self.name}: no perpetual {request.symbol!r}")
+        if self._expired(market):
+            raise OrderRejectedError(f"{self.name}: {request.symbol} has expired")
         signed = request.amount if request.side is Side.BUY else -request.amount
         self._settle_funding()  # on the position held until now
         position = self._positions.get(request.symbol, Decimal(0))
