@@ -23,7 +23,8 @@ With ``--engine docker`` the same checks run through ``docker build`` / ``docker
 
 Checks: the HEALTHCHECK is in the image and exits 0 on the running daemon; the first
 decision is logged as JSON within 30 s; every log line is JSON; SIGTERM stops it with
-exit 0 within 5 s; nothing is written outside the state volume; an unwritable state
+exit 0 within 5 s; the journal is in the state volume and a restart finds the paper
+hedge in it; nothing is written outside the state volume; an unwritable state
 volume gives a one-line error and exit 2, not a traceback; the image holds no test
 code, no file of the work tree that the image should not have, no private keys and
 no secret-looking environment. Figures (build time, image size, time to the first
@@ -53,7 +54,8 @@ from typing import Any, Protocol
 
 REPO = Path(__file__).resolve().parents[2]
 BASE_IMAGE = "docker.io/library/python:3.11-slim"
-DEFAULT_TAG = "localhost/hedgekeeper:image-test"
+#: One tag per work tree, so that builds from several checkouts do not replace each other's.
+DEFAULT_TAG = "localhost/hedgekeeper:test-" + hashlib.sha256(str(REPO).encode()).hexdigest()[:8]
 DEFAULT_CACHE = Path(os.environ.get("HEDGEKEEPER_IMAGE_CACHE", "/var/tmp/hedgekeeper-image-cache"))
 FIRST_DECISION_WITHIN = 30.0
 STOP_WITHIN = 5.0
@@ -188,10 +190,10 @@ class Engine(Protocol):
     name: str
 
     def prepare_base(self, cache: Path, report: Report) -> None: ...
-    def build(self, tag: str) -> None: ...
+    def build(self, tag: str, iidfile: Path) -> str: ...
     def inspect(self, tag: str) -> dict[str, Any]: ...
     def history(self, tag: str) -> list[str]: ...
-    def create(self, tag: str) -> None: ...
+    def create(self, image: str) -> None: ...
     def export(self) -> Iterator[tarfile.TarFile]: ...
     def start(
         self, config: dict[str, Any], state: Path, stderr_path: Path, writable: bool = True
@@ -228,7 +230,7 @@ class Podman:
             f"stand-in from {tarball}, ready in {time.monotonic() - started:.0f} s"
         )
 
-    def build(self, tag: str) -> None:
+    def build(self, tag: str, iidfile: Path) -> str:
         previous = subprocess.run(
             ["podman", "image", "inspect", "--format", "{{.Id}}", tag],
             capture_output=True,
@@ -244,6 +246,8 @@ class Podman:
                 "chroot",
                 "--pull=never",
                 "--layers",
+                "--iidfile",
+                str(iidfile),
                 "-t",
                 tag,
                 str(REPO),
@@ -251,8 +255,10 @@ class Podman:
         )
         # The layer cache stays (the dependencies' layer makes rebuilds take seconds), but
         # the image this build replaced goes, or every CI run would keep ~200 MB more.
-        if previous and previous != self.inspect(tag)["Id"]:
+        image = iidfile.read_text().strip().removeprefix("sha256:")
+        if previous and previous != image:  # (not --force: an image in use stays)
             subprocess.run(["podman", "rmi", previous], capture_output=True)
+        return image
 
     def inspect(self, tag: str) -> dict[str, Any]:
         inspected: dict[str, Any] = json.loads(run(["podman", "image", "inspect", tag]).stdout)[0]
@@ -265,9 +271,9 @@ class Podman:
             for layer in json.loads(out)
         ]
 
-    def create(self, tag: str) -> None:
+    def create(self, image: str) -> None:
         name = f"hedgekeeper-image-test-{os.getpid()}"
-        self.container = run(["podman", "create", "--name", name, tag]).stdout.strip()
+        self.container = run(["podman", "create", "--name", name, image]).stdout.strip()
         self.root = Path(run(["podman", "mount", self.container]).stdout.strip())
 
     def export(self) -> Iterator[tarfile.TarFile]:
@@ -372,13 +378,14 @@ class Docker:
     def __init__(self) -> None:
         self.container: str | None = None  # created, never started: for export
         self.started: list[str] = []  # run, in order: the last one is diffed
-        self.volumes: list[str] = []
+        self.volumes: dict[Path, str] = {}  # state directory -> named volume
 
     def prepare_base(self, cache: Path, report: Report) -> None:
         report.figures["base image"] = "python:3.11-slim, pulled by docker build"
 
-    def build(self, tag: str) -> None:
-        run(["docker", "build", "-t", tag, str(REPO)])
+    def build(self, tag: str, iidfile: Path) -> str:
+        run(["docker", "build", "--iidfile", str(iidfile), "-t", tag, str(REPO)])
+        return iidfile.read_text().strip()
 
     def inspect(self, tag: str) -> dict[str, Any]:
         inspected: dict[str, Any] = json.loads(run(["docker", "image", "inspect", tag]).stdout)[0]
@@ -388,9 +395,9 @@ class Docker:
         out = run(["docker", "image", "history", "--no-trunc", "--format", "{{.CreatedBy}}", tag])
         return out.stdout.splitlines()
 
-    def create(self, tag: str) -> None:
-        self.tag = tag
-        self.container = run(["docker", "create", tag]).stdout.strip()
+    def create(self, image: str) -> None:
+        self.image = image
+        self.container = run(["docker", "create", image]).stdout.strip()
 
     def export(self) -> Iterator[tarfile.TarFile]:
         assert self.container is not None
@@ -403,12 +410,13 @@ class Docker:
         # compose file's; an unwritable state directory is bind-mounted as it is.
         volume = next(iter((config.get("Volumes") or {"/var/lib/hedgekeeper": {}}).keys()))
         if writable:
-            source = run(["docker", "volume", "create"]).stdout.strip()
-            self.volumes.append(source)
+            if state not in self.volumes:
+                self.volumes[state] = run(["docker", "volume", "create"]).stdout.strip()
+            source = self.volumes[state]
         else:
             source = str(state)
         container = run(
-            ["docker", "run", "-d", "-v", f"{source}:{volume}", self.tag]
+            ["docker", "run", "-d", "-v", f"{source}:{volume}", self.image]
         ).stdout.strip()
         self.started.append(container)
         stderr = stderr_path.open("wb")
@@ -441,7 +449,7 @@ class Docker:
     def cleanup(self) -> None:
         for container in filter(None, [self.container, *self.started]):
             subprocess.run(["docker", "rm", "-f", container], capture_output=True)
-        for volume in self.volumes:
+        for volume in self.volumes.values():
             subprocess.run(["docker", "volume", "rm", volume], capture_output=True)
 
 
@@ -554,15 +562,15 @@ def healthcheck_command(config: dict[str, Any]) -> list[str] | None:
     return list(test[1:])
 
 
+def events(running: Running, event: str) -> list[dict[str, Any]]:
+    """The JSON log records of ``event`` so far."""
+    records = [json.loads(line) for line in running.lines() if is_json(line)]
+    return [record for record in records if record.get("event") == event]
+
+
 def first_decision(running: Running) -> dict[str, Any] | None:
-    for line in running.lines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and record.get("event") == "plan.decided":
-            return record
-    return None
+    decisions = events(running, "plan.decided")
+    return decisions[0] if decisions else None
 
 
 def check_run(engine: Engine, config: dict[str, Any], work: Path, report: Report) -> None:
@@ -604,7 +612,14 @@ def check_run(engine: Engine, config: dict[str, Any], work: Path, report: Report
             )
         if engine.name == "podman":
             journal = state / "journal.db"
-            report.check("the journal is in the state volume", journal.exists(), str(journal))
+            owner = journal.stat().st_uid if journal.exists() else None
+            report.check(
+                "the journal is in the state volume, owned by the image's user",
+                owner == int(uid),
+                f"{journal} owned by {owner}",
+            )
+        # A paper fill, so that a restart has a position to find in the journal.
+        wait_for(lambda: events(running, "order.filled"), 15)
     finally:
         stop_started = time.monotonic()
         code = engine.stop(running, STOP_WITHIN)
@@ -618,8 +633,42 @@ def check_run(engine: Engine, config: dict[str, Any], work: Path, report: Report
     lines = running.lines()
     not_json = [line for line in lines if not is_json(line)]
     report.check("every log line is JSON", bool(lines) and not not_json, "; ".join(not_json)[:500])
+    check_restart(engine, config, state, work, running, report)
     written = [change for change in engine.diff() if change not in before]
     report.check("nothing written outside the state volume", not written, ", ".join(written)[:500])
+
+
+def check_restart(
+    engine: Engine,
+    config: dict[str, Any],
+    state: Path,
+    work: Path,
+    previous: Running,
+    report: Report,
+) -> None:
+    """Start again on the same state volume: the paper hedge comes back from the journal."""
+    filled = {record.get("group") for record in events(previous, "order.filled")}
+    running = engine.start(config, state, work / "restart.log")
+    try:
+        wait_for(
+            lambda: (
+                filled <= {r.get("group") for r in events(running, "plan.decided")}
+                or not alive(engine, running)
+            ),
+            FIRST_DECISION_WITHIN,
+        )
+    finally:
+        code = engine.stop(running, STOP_WITHIN)
+    hedges: dict[Any, Any] = {}
+    for record in events(running, "plan.decided"):  # each group's first decision only:
+        hedges.setdefault(record.get("group"), record.get("hedge_contracts"))  # later ones
+        # would see the new run's own fills even if the journal had been lost
+    kept = {group: hedges.get(group) for group in filled}
+    report.check(
+        "a restart on the state volume finds the paper hedge in the journal, stops with 0",
+        bool(filled) and all(value not in (None, "0") for value in kept.values()) and code == 0,
+        f"filled before: {sorted(map(str, filled))}, hedge after restart: {kept}, exit {code}",
+    )
 
 
 def check_unwritable_state(
@@ -686,18 +735,23 @@ def main(argv: list[str] | None = None) -> int:
     report = Report()
     started = time.monotonic()
     engine.prepare_base(args.cache, report)
-    say(f"building {args.tag} with {engine.name}")
+    say(f"building {args.tag} with {engine.name} from {REPO}")
     build_started = time.monotonic()
-    engine.build(args.tag)
+    with tempfile.TemporaryDirectory() as scratch:
+        image = engine.build(args.tag, Path(scratch) / "iid")
     report.figures["build"] = f"{time.monotonic() - build_started:.0f} s"
-    inspected = engine.inspect(args.tag)
+    # By id from here on: another build may move the tag meanwhile.
+    inspected = engine.inspect(image)
     config = dict(inspected.get("Config") or {})
     # podman reports the HEALTHCHECK beside Config, docker inside it.
     config["Healthcheck"] = config.get("Healthcheck") or inspected.get("Healthcheck")
     report.figures["image size"] = size_mb(inspected)
+    base = subprocess.run([engine.name, "image", "inspect", BASE_IMAGE], capture_output=True)
+    if base.returncode == 0:
+        report.figures["image size"] += f" (the base: {size_mb(json.loads(base.stdout)[0])})"
     try:
-        engine.create(args.tag)
-        check_contents(engine, config, engine.history(args.tag), report)
+        engine.create(image)
+        check_contents(engine, config, engine.history(image), report)
         with tempfile.TemporaryDirectory(prefix="hedgekeeper-image-") as work:
             Path(work).chmod(0o755)
             check_run(engine, config, Path(work), report)
