@@ -19,6 +19,7 @@ hedged notional over the window (time-weighted, at entry prices).
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -27,7 +28,7 @@ from hedgekeeper.accounting import Book, apply_fill, unrealised_usd
 from hedgekeeper.journal import Journal
 from hedgekeeper.model import MarketSpec
 
-__all__ = ["GroupCost", "group_costs"]
+__all__ = ["GroupCost", "engine_costs", "group_costs"]
 
 _ZERO = Decimal(0)
 _YEAR_S = 365.25 * 86400
@@ -166,3 +167,19 @@ def group_costs(
             unrealised_usd(book, market, mark), fees, funding[name], counted, average, years,
         ))  # fmt: skip
     return out
+
+
+def engine_costs(engine: Any, *, since: float | None = None) -> list[GroupCost]:
+    """Every group's figures for a running engine: its markets, marked at its last cycle's
+    prices (journal reads: call on the engine's event loop thread)."""
+    groups: dict[str, tuple[str, MarketSpec]] = {}
+    for group in engine.groups:
+        market = engine.markets.get(group.hedge_account, {}).get(group.instrument)
+        if market is not None:
+            groups[group.name] = (group.hedge_account, market)
+    marks: dict[str, Decimal] = {}
+    report = engine.last_report
+    for decision in () if report is None else report.decisions:
+        if decision.plan is not None and decision.group in groups:
+            marks[groups[decision.group][1].symbol] = decision.plan.target.price
+    return group_costs(engine.journal, groups, marks, since=since, now=time.time())

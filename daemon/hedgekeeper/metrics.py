@@ -14,6 +14,7 @@ journal there: the trading state is tracked from ``state.changed`` events.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -69,6 +70,7 @@ METRIC_NAMES = (
     "hedgekeeper_funding_paid_usd_total",
     "hedgekeeper_funding_received_usd_total",
     "hedgekeeper_funding_net_usd",
+    "hedgekeeper_hedge_pnl_usd",
     "hedgekeeper_errors_total",
     "hedgekeeper_guard_fired_total",
     "hedgekeeper_state_changes_total",
@@ -154,6 +156,15 @@ class Metrics:
             ["group"],
             registry=registry,
         )
+        self.hedge_pnl = Gauge(
+            _P + "hedge_pnl_usd",
+            "The hedge's PnL since the journal began, USD, by kind: realised, unrealised "
+            "(at the last cycle's price), fees, funding, net_cost (fees - PnL - funding).",
+            ["group", "kind"],
+            registry=registry,
+        )
+        self._pnl_refreshed = 0.0
+        self._pnl_stale = True
         self.errors = Counter(
             _P + "errors",
             "Errors by class: read (failed venue reads), order_rejected, "
@@ -206,6 +217,9 @@ class Metrics:
             if read_errors:
                 self.errors.labels("read").inc(read_errors)
             self._last_cycle_at = float(event.get("at", time.time()))
+            # The event comes before the engine keeps its report (whose prices mark the
+            # position): refresh right after, on the same loop.
+            asyncio.get_running_loop().call_soon(self._refresh_pnl)
         elif name == "plan.decided":
             self.decisions.labels(group, str(event.get("action"))).inc()
         elif name in _ORDER_OUTCOMES:
@@ -215,6 +229,7 @@ class Metrics:
             elif name == "order.outcome_unknown":
                 self.errors.labels("order_unknown").inc()
         elif name == "order.filled":
+            self._pnl_stale = True
             side = str(event.get("side"))
             self.fills.labels(group, side).inc()
             self.filled_contracts.labels(group, side).inc(_number(event.get("contracts")) or 0.0)
@@ -240,6 +255,27 @@ class Metrics:
             self.errors.labels(str(event.get("kind"))).inc()
         elif name == "snapshot.read_failed":  # proposed event: read, error_class
             self.errors.labels(str(event.get("error_class") or "read")).inc()
+
+    def _refresh_pnl(self) -> None:
+        """Hedge PnL gauges from the journal: after fills, else once a minute (the
+        unrealised part follows the price)."""
+        now = time.monotonic()
+        if not self._pnl_stale and now - self._pnl_refreshed < 60:
+            return
+        from hedgekeeper.hedge_cost import engine_costs
+
+        try:
+            costs = engine_costs(self.engine)
+        except Exception:  # the gauges wait for the next cycle; the engine goes on
+            self.errors.labels("metrics_event").inc()
+            return
+        for cost in costs:
+            figures = {"realised": cost.realised_usd, "unrealised": cost.unrealised_usd,
+                       "fees": cost.fees_usd, "funding": cost.funding_usd,
+                       "net_cost": cost.net_cost_usd}  # fmt: skip
+            for kind, value in figures.items():
+                self.hedge_pnl.labels(cost.group, kind).set(float(value))
+        self._pnl_refreshed, self._pnl_stale = now, False
 
     # -- exposition -----------------------------------------------------------------------------
 

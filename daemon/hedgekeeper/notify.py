@@ -153,6 +153,23 @@ def _text(value: Decimal | None) -> str:
     return "?" if value is None else fmt(value)
 
 
+def _net_cost_lines(engine: Any, since: float) -> list[str]:
+    """The hedge's net cost per group over the period (see :mod:`hedgekeeper.hedge_cost`)."""
+    from hedgekeeper.hedge_cost import engine_costs
+
+    try:
+        costs = engine_costs(engine, since=since)
+    except Exception as error:  # a summary without the cost beats no summary
+        return [f"net cost unavailable: {error}"]
+    return [
+        f"{c.group}: net cost {_text(c.net_cost_usd.quantize(Decimal('0.01')))} USD "
+        f"(futures PnL {_text(c.futures_pnl_usd.quantize(Decimal('0.01')))}, fees "
+        f"{_text(c.fees_usd.quantize(Decimal('0.01')))}, funding "
+        f"{_text(c.funding_usd.quantize(Decimal('0.01')))})"
+        for c in costs
+    ]
+
+
 def next_summary_at(now: datetime, hhmm: str) -> datetime:
     """The next ``HH:MM`` UTC strictly after ``now`` (an aware datetime)."""
     hour, minute = (int(part) for part in hhmm.split(":"))
@@ -384,6 +401,7 @@ class Notifier:
                     f"drift {_text(view.drift_usd)} USD ({_text(view.drift_pct)}%), "
                     f"last: {view.reason}"
                 )
+            lines.extend(_net_cost_lines(engine, period["since"]))
         self._reset_period()
         return Notification(
             "daily.summary",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import urllib.request
@@ -48,6 +49,7 @@ async def test_scrape_after_cycles(tmp_path: Path) -> None:
         assert "_created" not in text
 
         await engine.run_cycle()  # opens both hedges (paper fills)
+        await asyncio.sleep(0)  # the hedge PnL gauges refresh just after the cycle
         samples = scrape(port)
         assert value(samples, "hedgekeeper_exposure_usd", group="btc") == 70000
         assert value(samples, "hedgekeeper_target_notional_usd", group="btc") == 35000
@@ -66,6 +68,14 @@ async def test_scrape_after_cycles(tmp_path: Path) -> None:
             samples, "hedgekeeper_fees_usd_total", group="alts"
         )
         assert total_fees == pytest.approx(float(fees))
+        # the hedge's cost: the fee, and the spread and slippage paid against the mark
+        btc_fees = value(samples, "hedgekeeper_hedge_pnl_usd", group="btc", kind="fees")
+        assert btc_fees == pytest.approx(value(samples, "hedgekeeper_fees_usd_total", group="btc"))
+        unrealised = value(samples, "hedgekeeper_hedge_pnl_usd", group="btc", kind="unrealised")
+        assert -0.5 * 70000 * 3e-4 < unrealised < 0  # 0.5 BTC sold 1 bp + 1 bp under the mark
+        assert value(samples, "hedgekeeper_hedge_pnl_usd", group="btc", kind="net_cost") == (
+            pytest.approx(btc_fees - unrealised)
+        )
         assert value(samples, "hedgekeeper_trading_state", state="ACTIVE") == 1
         assert value(samples, "hedgekeeper_trading_state", state="HALTED") == 0
         assert engine.last_success_at is not None

@@ -174,6 +174,7 @@ async def test_daily_summary_describes_every_group(tmp_path: Path) -> None:
         assert "1 cycles (0 with read errors), 2 fills" in summary.body
         assert "btc: exposure 70000 USD, hedge 35000 USD (ratio 0.5)" in summary.body
         assert "alts: exposure" in summary.body and "trading ACTIVE" in summary.body
+        assert "btc: net cost " in summary.body and "alts: net cost " in summary.body
         assert "0 cycles" in notifier.summary().body, "each summary covers its own period"
     finally:
         await notifier.close()
