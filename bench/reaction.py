@@ -1,12 +1,14 @@
 """Benchmark: reaction time, from a change on the exchange to the hedge order it needs.
 
-Run by hand: ``.venv/bin/python bench/reaction.py [--trials 30] [--groups 1,3]``. The
-real engine runs in-process (``engine.run``, polling every second) with the real ccxt
-adapter against the local emulator (Binance dialect), once with ``rate_limit = false``
-and once with the rate limiter on (the default), with 1 and with 3 hedge groups on the
-one account (the extra groups hold other assets and stay still: with several groups an
-account's reads used to stall ~2 s a cycle, issue #15). Two triggers, each ``--trials``
-times at a random phase of the poll timer:
+Run by hand: ``.venv/bin/python bench/reaction.py [--trials 30] [--groups 1,3]
+[--limiter off,on] [--streams off,on]``. The real engine runs in-process (``engine.run``,
+polling every second) with the real ccxt adapter against the local emulator (Binance
+dialect), with ``rate_limit = false`` and with the rate limiter on (the default), with
+push streams off and on (``[streams]``: the emulator's Binance streams wake cycles, REST
+every 30 s), with 1 and with 3 hedge groups on the one account (the extra groups hold
+other assets and stay still: with several groups an account's reads used to stall ~2 s a
+cycle, issue #15). Two triggers, each ``--trials`` times at a random phase of the poll
+timer:
 
 * balance: the spot balance of a directly hedged group (BTC, BTC perpetual) moves;
 * price: the price of the asset of a proxy-hedged group (ETH held, BTC perpetual) moves.
@@ -81,8 +83,10 @@ ratio = 0.5
     )
 
 
-def config(url: str, trigger: str, rate_limit: bool, groups: int = 1) -> str:
-    return extra_groups(groups) + f"""\
+def config(url: str, trigger: str, rate_limit: bool, groups: int = 1,
+           streams: bool = False) -> str:  # fmt: skip
+    tail = "[streams]\nenabled = true\n" if streams else ""
+    return f"""\
 mode = "testnet"
 poll_interval = 1
 [control]
@@ -101,7 +105,7 @@ instrument = "{PERP}"
 hedge_account = "ex"
 ratio = 0.5
 leverage = 1
-"""
+""" + extra_groups(groups) + tail
 
 
 class Meter:
@@ -185,8 +189,8 @@ async def until(condition: Callable[[], bool], within: float = 10.0) -> None:
         await asyncio.sleep(0.002)
 
 
-async def run_case(trigger: str, rate_limit: bool, trials: int, workdir: Path,
-                   seed: int, groups: int = 1) -> dict[str, Any]:  # fmt: skip
+async def run_case(trigger: str, rate_limit: bool, trials: int, workdir: Path, seed: int,
+                   groups: int = 1, streams: bool = False) -> dict[str, Any]:  # fmt: skip
     rng = random.Random(seed)
     prices: dict[str, Any] = {"BTC/USDT": 60000, "ETH/USDT": 3000}
     prices.update({f"X{n}/USDT": 10 + n for n in range(1, groups)})
@@ -200,10 +204,10 @@ async def run_case(trigger: str, rate_limit: bool, trials: int, workdir: Path,
         emu.set_balance(KEY, "BTC", "1.0")
     else:
         emu.set_balance(KEY, "ETH", "20")  # 60,000 USD: a 0.5 BTC short
-    case = workdir / f"{trigger}-{rate_limit}-{groups}"
+    case = workdir / f"{trigger}-{rate_limit}-{groups}-{streams}"
     case.mkdir()
     path = case / "config.toml"
-    path.write_text(config(emu.base_url, trigger, rate_limit, groups))
+    path.write_text(config(emu.base_url, trigger, rate_limit, groups, streams))
     settings = load_settings(path)
     journal = Journal(case / "journal.db")
     engine = Engine(settings, build_venues(settings, journal), journal)
@@ -218,6 +222,7 @@ async def run_case(trigger: str, rate_limit: bool, trials: int, workdir: Path,
         await until(lambda: len(emu.orders(KEY)) >= groups, 15)  # the hedges open
         await asyncio.sleep(1.5)
         meter.cycles.clear()
+        requests_before, began = len(emu.requests), time.monotonic()
         for trial in range(trials):
             await asyncio.sleep(rng.uniform(0.0, 1.0))  # a random phase of the poll timer
             before = len(emu.orders(KEY))
@@ -231,6 +236,7 @@ async def run_case(trigger: str, rate_limit: bool, trials: int, workdir: Path,
             order = emu.orders(KEY)[before]
             reactions.append((order.created_ms - changed_ms) / 1000)
             await asyncio.sleep(0.3)  # let the order's cycle finish
+        per_minute = (len(emu.requests) - requests_before) / (time.monotonic() - began) * 60
     finally:
         stop.set()
         if runner is not None:
@@ -244,7 +250,7 @@ async def run_case(trigger: str, rate_limit: bool, trials: int, workdir: Path,
     work = [c[3] * 1000 for c in meter.cycles]
     return {"trigger": trigger, "rate_limit": rate_limit, "reactions": reactions,
             "cycle_ms": walls, "process_ms": process, "limiter_ms": limiter,
-            "engine_ms": work}  # fmt: skip
+            "engine_ms": work, "requests_per_minute": per_minute}  # fmt: skip
 
 
 def pct(values: list[float], q: float) -> float:
@@ -257,31 +263,36 @@ async def main() -> None:
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--groups", default="1,3", help="groups on the account, e.g. 1,3")
     parser.add_argument("--limiter", default="off,on", help="rate limiter: off,on")
+    parser.add_argument("--streams", default="off", help="push streams: off,on")
     args = parser.parse_args()
+    stream_modes = [part.strip() == "on" for part in args.streams.split(",")]
     sizes = [int(n) for n in args.groups.split(",")]
     limiters = [part.strip() == "on" for part in args.limiter.split(",")]
     configure_logging("info", "json", stream=open(os.devnull, "w"))
     os.environ["HEDGEKEEPER_ACCOUNTS__EX__TESTNET_API_KEY"] = KEY
     os.environ["HEDGEKEEPER_ACCOUNTS__EX__TESTNET_SECRET"] = SECRET
-    print(f"{'groups':>6} {'trigger':>8} {'limiter':>8} | "
+    print(f"{'groups':>6} {'streams':>7} {'trigger':>8} {'limiter':>8} | "
           f"{'reaction p50':>12} {'p95':>6} {'max':>6} | "
           f"{'cycle p50':>9} {'p95':>6} | {'limiter p50':>11} | {'process p50':>11} {'p95':>6} | "
-          f"{'engine p50':>10} {'p95':>6}   (s | ms)")  # fmt: skip
+          f"{'engine p50':>10} {'p95':>6} | {'REST/min':>8}   (s | ms)")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        for groups, rate_limit, trigger in (
-            (g, r, t) for g in sizes for r in limiters for t in ("balance", "price")
-        ):
+        for groups, streams, rate_limit, trigger in (
+            (g, s, r, t) for g in sizes for s in stream_modes for r in limiters
+            for t in ("balance", "price")
+        ):  # fmt: skip
             result = await run_case(trigger, rate_limit, args.trials, Path(tmp), seed=7,
-                                    groups=groups)  # fmt: skip
+                                    groups=groups, streams=streams)  # fmt: skip
             r, c = result["reactions"], result["cycle_ms"]
             p, e = result["process_ms"], result["engine_ms"]
             lim = result["limiter_ms"]
-            print(f"{groups:>6} {trigger:>8} {'on' if rate_limit else 'off':>8} | "
+            print(f"{groups:>6} {'on' if streams else 'off':>7} {trigger:>8} "
+                  f"{'on' if rate_limit else 'off':>8} | "
                   f"{statistics.median(r):>12.3f} {pct(r, 0.95):>6.3f} {max(r):>6.3f} | "
                   f"{statistics.median(c):>9.1f} {pct(c, 0.95):>6.1f} | "
                   f"{statistics.median(lim):>11.1f} | "
                   f"{statistics.median(p):>11.1f} {pct(p, 0.95):>6.1f} | "
-                  f"{statistics.median(e):>10.2f} {pct(e, 0.95):>6.2f}")  # fmt: skip
+                  f"{statistics.median(e):>10.2f} {pct(e, 0.95):>6.2f} | "
+                  f"{result['requests_per_minute']:>8.1f}")  # fmt: skip
     print(
         "reaction: change at the emulator -> order accepted by it (s); cycle: wall time of "
         "a cycle; limiter: time waiting in ccxt's rate limiter; process: cycle minus the "

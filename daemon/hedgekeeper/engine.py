@@ -43,6 +43,7 @@ from hedgekeeper.roll import Roller
 from hedgekeeper.settings import Settings
 from hedgekeeper.snapshot import AccountNeeds, Snapshot, SnapshotReader
 from hedgekeeper.statelock import StateLock
+from hedgekeeper.streams import StreamHub, build_hub
 from hedgekeeper.venues.base import Venue
 
 __all__ = ["CycleReport", "Engine", "GroupDecision"]
@@ -106,6 +107,8 @@ class Engine:
         self.last_success_at: float | None = None
         self.cycles_run = 0
         self._wake = asyncio.Event()
+        #: Push streams that wake the loop (``[streams] enabled``); polling stays the floor.
+        self.streams: StreamHub | None = None
 
     # -- start-up ------------------------------------------------------------------------
 
@@ -137,6 +140,15 @@ class Engine:
         )  # fmt: skip
         self.executor.load(self.markets)
         await self.betas.refresh()  # estimated betas before the first decision
+        if self.settings.streams.enabled:
+            tolerances = [
+                ([(g.hedge_account, g.instrument), *self.price_sources[g.name].values()],
+                 g.tolerance)
+                for g in self.groups
+            ]  # fmt: skip
+            self.streams = build_hub(self.settings.streams, self.venues, self.reader.needs,
+                                     tolerances, self.hedge_now, log=self.log,
+                                     events=self.events)  # fmt: skip
         if not self.read_only:
             await self._reconcile()
 
@@ -535,6 +547,8 @@ class Engine:
         """
         interval = self.settings.poll_interval
         loop = asyncio.get_running_loop()
+        if self.streams is not None:
+            await self.streams.start()
         while not stop.is_set():
             began = loop.time()
             task = asyncio.ensure_future(self.run_cycle())
@@ -555,6 +569,8 @@ class Engine:
                 # reads it would otherwise delay (cost 30 on Binance, in the same bucket).
                 self.funding.poll()
                 self.betas.poll()
+            if self.streams is not None:  # streams up: REST only every reconcile_interval
+                interval = self.streams.interval(self.settings.poll_interval)
             remaining = interval - (loop.time() - began)
             if remaining > 0 and not stop.is_set() and not self._wake.is_set():
                 waker = asyncio.ensure_future(self._wake.wait())
@@ -585,5 +601,7 @@ class Engine:
             self.log.error("daemon.shutdown_incomplete", error=repr(error))
 
     async def close(self) -> None:
-        """Close every venue."""
+        """Close every venue (and stop the streams first)."""
+        if self.streams is not None:
+            await self.streams.stop()
         await asyncio.gather(*(v.close() for v in self.venues.values()), return_exceptions=True)

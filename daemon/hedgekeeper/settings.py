@@ -67,6 +67,7 @@ __all__ = [
     "Settings",
     "SimSettings",
     "WindowSettings",
+    "StreamSettings",
     "client_id_code",
     "config_hash",
     "group_code_of",
@@ -387,6 +388,27 @@ class ExecutionSettings(_Strict):
     )
 
 
+class StreamSettings(_Strict):
+    """Exchange push streams (ccxt.pro) that wake the engine; REST polling stays the floor."""
+
+    enabled: bool = Field(
+        default=False,
+        description="watch balances, positions, orders and prices where ccxt.pro can",
+    )
+    reconcile_interval: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=30.0,
+        description="seconds between REST cycles while every stream is up "
+        "(poll_interval again whenever one is down or stale)",
+    )
+    stale_after: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=30.0, description="a price stream silent this long counts as down"
+    )
+    price_move: Annotated[float, Field(gt=0, le=1)] = Field(
+        default=0.5,
+        description="a price move of this fraction of a group's tolerance wakes a cycle",
+    )
+
+
 class PaperSettings(_Strict):
     """The dry-run fill model."""
 
@@ -537,6 +559,7 @@ class Settings(BaseSettings):
     funding_poll_interval: Annotated[float, Field(ge=0, le=86400)] = Field(
         900.0, description="seconds between two reads of funding payments; 0 turns them off"
     )
+    streams: StreamSettings = StreamSettings()
     control: ControlSettings = ControlSettings()
     metrics: MetricsSettings = MetricsSettings()
     notify: NotifySettings = NotifySettings()

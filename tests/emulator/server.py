@@ -25,6 +25,7 @@ from tests.emulator.engine import Engine, FeeSchedule
 from tests.emulator.faults import Fault, FaultKind, FaultScript
 from tests.emulator.markets import MarketDef, default_markets
 from tests.emulator.state import Fill, FundingPayment, Order, Permissions, Position, Rejected
+from tests.emulator.streams import BinanceStreams
 
 __all__ = ["Emulator"]
 
@@ -91,9 +92,13 @@ class Emulator:
             seed,
             _dec(spread_bps),
         )
-        self._routes: dict[tuple[str, str], Route] = {
-            (r.method, r.path): r for r in self._dialect.routes()
-        }
+        #: Push streams (Binance dialect: see :mod:`tests.emulator.streams`).
+        self.streams: BinanceStreams | None = None
+        routes = list(self._dialect.routes())
+        if dialect == "binance":
+            self.streams = BinanceStreams(self)
+            routes += self.streams.routes()
+        self._routes: dict[tuple[str, str], Route] = {(r.method, r.path): r for r in routes}
         for api_key, secret in (accounts or {}).items():
             self.add_account(api_key, secret)
         for symbol, price in (prices or {}).items():
@@ -116,6 +121,8 @@ class Emulator:
     async def stop(self) -> None:
         """Stop serving; held responses (accept-then-timeout) are released first."""
         self._stopping.set()
+        if self.streams is not None:
+            await self.streams.drop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -152,6 +159,13 @@ class Emulator:
             None if spread_bps is None else _dec(spread_bps),
             None if mark is None else _dec(mark),
         )
+        self._changed(prices=True)
+
+    def _changed(self, prices: bool = False) -> None:
+        """Push what a change did to the streams (nothing without a running loop)."""
+        if self.streams is None or getattr(self, "_runner", None) is None:
+            return
+        self.streams.changed(prices)
 
     def quote(self, symbol: str) -> tuple[Decimal, Decimal]:
         """Current (bid, ask) of a unified symbol."""
@@ -164,6 +178,7 @@ class Emulator:
     def set_balance(self, api_key: str, asset: str, amount: Number) -> None:
         """Set a spot balance (free); on Bybit this is the unified wallet."""
         self.engine.accounts[api_key].spot_free[asset] = _dec(amount)
+        self._changed()
 
     def set_futures_wallet(self, api_key: str, amount: Number) -> None:
         """Set the USDT futures wallet (Bybit: the unified USDT balance)."""
@@ -194,6 +209,7 @@ class Emulator:
             None if entry_price is None else _dec(entry_price),
             position_side,
         )
+        self._changed()
 
     def set_leverage(self, api_key: str, symbol: str, leverage: int) -> None:
         """Set a symbol's leverage directly."""
@@ -284,6 +300,8 @@ class Emulator:
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        if self.streams is not None and self.streams.is_stream(request):
+            return await self.streams.serve(request)
         body = await request.text()
         route = self._routes.get((request.method, request.path))
         try:
@@ -317,6 +335,8 @@ class Emulator:
             return web.Response(status=204)
         record.status = response.status
         record.error_code = _error_code(response)
+        if record.write and self.streams is not None:
+            await self.streams.publish()  # before the reply, as Binance often does
         return response
 
     async def _respond(

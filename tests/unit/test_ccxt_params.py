@@ -189,11 +189,14 @@ def test_replace_api_host_rewrites_every_url_and_keeps_paths() -> None:
 
     assert replaced == {
         "fapiPrivate": "http://127.0.0.1:8443/fapi/v1",
-        "nested": {"public": "http://127.0.0.1:8443", "list": ["http://127.0.0.1:8443/ws/z"]},
+        # Streams keep a websocket scheme and their host as the first path segment.
+        "nested": {"public": "http://127.0.0.1:8443", "list": ["ws://127.0.0.1:8443/x.y/ws/z"]},
         "bare": "http://127.0.0.1:8443",
         "other": 3,
     }
     assert urls["fapiPrivate"].startswith("https://demo-fapi")  # input untouched
+    tls = replace_api_host("wss://stream.binance.com:9443/ws", "https://127.0.0.1:9")
+    assert tls == "wss://127.0.0.1:9/stream.binance.com/ws"
 
 
 @pytest.mark.parametrize(

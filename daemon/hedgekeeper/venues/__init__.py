@@ -39,7 +39,11 @@ def market_types(name: str, settings: Settings) -> tuple[str, ...]:
 
 
 def build_venue(
-    name: str, account: AccountSettings, mode: Mode, kinds: tuple[str, ...] = ("spot", "linear")
+    name: str,
+    account: AccountSettings,
+    mode: Mode,
+    kinds: tuple[str, ...] = ("spot", "linear"),
+    streams: bool = False,
 ) -> Venue:
     """The raw venue of one account (not yet wrapped for paper trading)."""
     if account.sim is not None:
@@ -65,6 +69,7 @@ def build_venue(
             options=account.options,
             timeout_ms=account.timeout_ms,
             rate_limit=account.rate_limit,
+            streams=streams,
             hedge_mode=None if account.position_mode is None else account.position_mode == "hedge",
         )
     except VenueConfigError as error:
@@ -77,7 +82,9 @@ def build_venues(settings: Settings, journal: Journal) -> dict[str, Venue]:
     for name, account in settings.accounts.items():
         if account.sim is not None and settings.mode is Mode.LIVE:
             raise ConfigError(f"accounts.{name}: the sim venue cannot trade in live mode")
-        venue = build_venue(name, account, settings.mode, market_types(name, settings))
+        venue = build_venue(
+            name, account, settings.mode, market_types(name, settings), settings.streams.enabled
+        )
         if settings.mode is Mode.DRY_RUN:
             venue = PaperVenue(venue, journal, settings.paper)
         venues[name] = venue

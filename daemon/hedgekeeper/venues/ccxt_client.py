@@ -60,9 +60,21 @@ class CcxtClient:
         session: aiohttp.ClientSession | None,
         timeout_ms: int,
         rate_limit: bool = True,
+        streams: bool = False,
     ) -> None:
         import ccxt as ccxt_errors  # every ccxt error class is exported at the top level
         import ccxt.async_support as ccxt_async
+
+        #: Whether the exchange object has ccxt.pro's watch_* methods.
+        self.streams = False
+        if streams:
+            import ccxt.pro as ccxt_pro
+
+            self.streams = exchange_id in getattr(ccxt_pro, "exchanges", [])
+        if self.streams:
+            # ccxt.pro's classes are the async ones plus watch_* methods: one object, one
+            # set of markets, the same guards and rate budget for REST and streams.
+            ccxt_async = ccxt_pro
 
         if exchange_id not in getattr(ccxt_async, "exchanges", []):
             raise VenueConfigError(f"{name}: ccxt has no exchange {exchange_id!r}")

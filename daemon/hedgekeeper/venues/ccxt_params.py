@@ -215,6 +215,8 @@ _BINANCE = ExchangeProfile(
     contract_quotes="mark-and-book",
     spot_quotes="book",
     rate_limit_split=("fapi", "dapi", "papi", "eapi", "sapi"),
+    # Creating and keeping alive a user-data stream key changes nothing (dry-run streams).
+    read_post_paths=frozenset({"listenKey", "userDataStream"}),
     open_orders_per_symbol=12,
     position_mode_per_account=True,
     funding_field=("income", 1),
@@ -396,12 +398,22 @@ def enter_environment(exchange: Any, exchange_id: str, environment: Environment)
 
 
 _AUTHORITY = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/]*")
+_WS_AUTHORITY = re.compile(r"^wss?://([^/:]*)(?::\d+)?")
 
 
 def replace_api_host(api_urls: Any, api_host: str) -> Any:
-    """A copy of ``urls['api']`` with the scheme and host of every URL replaced, paths kept."""
+    """A copy of ``urls['api']`` with the scheme and host of every URL replaced, paths kept.
+
+    Websocket URLs (ccxt.pro's ``ws``/``wss``) keep a websocket scheme (``ws`` for an
+    ``http`` host, ``wss`` for an ``https`` one) and the original host name as their
+    first path segment: exchanges serve streams from several hosts, and ccxt.pro tells
+    some apart by their URL (Binance spot streams by ``/stream``).
+    """
     host = api_host.rstrip("/")
     if isinstance(api_urls, str):
+        if api_urls.startswith(("ws://", "wss://")):
+            ws_host = re.sub(r"^http", "ws", host)
+            return _WS_AUTHORITY.sub(lambda m: f"{ws_host}/{m.group(1)}", api_urls, count=1)
         return _AUTHORITY.sub(lambda _: host, api_urls, count=1)
     if isinstance(api_urls, dict):
         return {key: replace_api_host(value, api_host) for key, value in api_urls.items()}

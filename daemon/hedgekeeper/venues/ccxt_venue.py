@@ -42,6 +42,7 @@ from hedgekeeper.venues.ccxt_client import CcxtClient
 from hedgekeeper.venues.ccxt_errors import Operation, is_no_change, is_order_not_found
 from hedgekeeper.venues.ccxt_normalize import PARSE_ERRORS, KeyPermissions
 from hedgekeeper.venues.ccxt_params import Environment, LookupMethod, MarginScope
+from hedgekeeper.venues.ccxt_streams import CcxtStreams
 
 if TYPE_CHECKING:
     import aiohttp
@@ -80,6 +81,7 @@ class CcxtVenue:
         timeout_ms: int = 10000,
         hedge_mode: bool | None = None,
         rate_limit: bool = True,
+        streams: bool = False,
     ) -> None:
         self.name = name
         self.exchange_id = exchange_id
@@ -97,9 +99,12 @@ class CcxtVenue:
             session=session,
             timeout_ms=timeout_ms,
             rate_limit=rate_limit,
+            streams=streams,
         )
-        #: The ccxt exchange object (async_support).
+        #: The ccxt exchange object (async_support, or ccxt.pro with ``streams``).
         self.exchange: Any = self._client.exchange
+        #: Push-stream watchers where ccxt.pro has the exchange and streams were asked for.
+        self.streams = CcxtStreams(self._client) if self._client.streams else None
         self._hedge_mode = hedge_mode
         # symbol (or "*linear"/"*inverse" where account-wide) -> hedge (dual) mode, read once
         self._hedged: dict[str, bool] = {}
