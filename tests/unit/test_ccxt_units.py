@@ -76,3 +76,15 @@ def test_exposure_of_a_base_sized_position_is_size_times_price(
     # Whatever ccxt's contractSize, the hedge is the venue's size in ETH times the price.
     assert held.contracts * spec.contract_value_usd(price) == -size * price
     assert spec.amount_step == Decimal(contract_value)
+
+
+def test_dated_futures_ride_with_their_kind_or_get_their_own_type() -> None:
+    from hedgekeeper.venues.ccxt_params import market_types_option
+
+    wanted = ("future", "linear", "spot")
+    # Binance (fapi) and Bybit (category linear) list quarterlies with the perpetuals.
+    assert market_types_option("binance", wanted) == ["linear", "spot"]
+    assert market_types_option("bybit", wanted) == ["linear", "spot"]
+    # OKX keeps FUTURES apart; Bitget's futures come with its swap markets.
+    assert market_types_option("okx", wanted) == ["future", "swap", "spot"]
+    assert market_types_option("bitget", wanted) == ["swap", "spot"]
