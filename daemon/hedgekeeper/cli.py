@@ -173,6 +173,7 @@ def run(
 async def _run(settings: Any, state_dir: Path, log: Any) -> int:
     from hedgekeeper import __version__
     from hedgekeeper.engine import Engine
+    from hedgekeeper.groups import resolve_auto
     from hedgekeeper.journal import Journal
     from hedgekeeper.ops import Operations
     from hedgekeeper.venues import build_venues
@@ -187,6 +188,7 @@ async def _run(settings: Any, state_dir: Path, log: Any) -> int:
     try:
         try:
             venues = build_venues(settings, journal)
+            settings = await resolve_auto(settings, venues)  # instruments = { X = "auto" }
         except ConfigError as error:  # e.g. testnet on an exchange that has none
             log.error("daemon.config_invalid", error=str(error))
             _echo_config_error(error)
@@ -296,6 +298,7 @@ async def _plan(
     settings: Any, state_dir: Path, log: Any, at: float | None = None
 ) -> dict[str, Any] | int:
     from hedgekeeper.engine import Engine
+    from hedgekeeper.groups import resolve_auto
     from hedgekeeper.journal import Journal
     from hedgekeeper.venues import build_venues
 
@@ -303,9 +306,12 @@ async def _plan(
     # otherwise plan against an empty in-memory journal and leave no files behind.
     path = state_dir / "journal.db"
     journal = Journal(path if path.exists() else None)
-    engine = Engine(settings, build_venues(settings, journal), journal)
-    engine.decider.plan_at = at
+    venues = build_venues(settings, journal)
+    engine: Engine | None = None
     try:
+        settings = await resolve_auto(settings, venues)  # instruments = { X = "auto" }
+        engine = Engine(settings, venues, journal)
+        engine.decider.plan_at = at
         await engine.start()
         report = await engine.run_cycle(trade=False)
         trading_state = engine.executor.trading_state.value
@@ -316,7 +322,10 @@ async def _plan(
         log.error("plan.failed", error=str(error))
         return 1
     finally:
-        await engine.close()
+        if engine is not None:
+            await engine.close()
+        else:
+            await asyncio.gather(*(v.close() for v in venues.values()), return_exceptions=True)
         journal.close()
     return {
         "mode": settings.mode.value,

@@ -15,7 +15,7 @@ This module holds the extra settings fields (:class:`AllocationFields`,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -24,10 +24,13 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hedgekeeper.beta import BetaRules
+from hedgekeeper.contracts import parse_symbol
+from hedgekeeper.exceptions import ConfigError
 from hedgekeeper.model import STABLECOINS, AllocationSpec, GroupSpec
 from hedgekeeper.windows import HedgeWindow
 
 __all__ = [
+    "AUTO",
     "ESTIMATE",
     "AllocationFields",
     "BetaSettings",
@@ -35,7 +38,9 @@ __all__ = [
     "check_group",
     "expand_groups",
     "leg_spec",
+    "own_perpetual",
     "parse_instant",
+    "resolve_auto",
 ]
 
 Weight = Annotated[Decimal, Field(ge=0, le=1, allow_inf_nan=False)]
@@ -49,6 +54,24 @@ H = TypeVar("H", bound=BaseModel)
 
 #: An asset's beta written as this word is estimated from market data (``[hedges.beta]``).
 ESTIMATE = "estimate"
+#: ``instruments = { SOL = "auto" }``: the asset's own linear perpetual if listed, else the proxy.
+AUTO = "auto"
+
+#: Which symbols an account lists, or ``None`` while that is not known yet (ccxt, before
+#: markets load: :func:`resolve_auto` splits the groups again once it is).
+Listed = Callable[[str], "set[str] | None"]
+
+
+def own_perpetual(asset: str, proxy: str) -> str:
+    """The asset's linear perpetual on the proxy's quote: ``SOL`` by ``ETH/USDT:USDT`` ->
+    ``SOL/USDT:USDT`` (a non-linear proxy: the USDT one)."""
+    try:
+        parts = parse_symbol(proxy)
+    except ValueError:
+        return f"{asset}/USDT:USDT"
+    if parts.settle is not None and parts.settle == parts.quote:
+        return f"{asset}/{parts.quote}:{parts.settle}"
+    return f"{asset}/USDT:USDT"
 
 
 def _seconds(clock: str) -> int:
@@ -215,6 +238,11 @@ def check_group(hedge: Any) -> None:
         if not symbol:
             raise ValueError(f"instruments.{asset}: empty instrument")
     if not hedge.instrument:
+        autos = sorted(a for a, symbol in hedge.instruments.items() if symbol == AUTO)
+        if autos:
+            raise ValueError(
+                f'instruments.{autos[0]}: "auto" falls back to the proxy: set instrument'
+            )
         unmapped = sorted(a for a in hedge.assets if a not in hedge.instruments)
         if unmapped:
             raise ValueError(
@@ -257,6 +285,10 @@ def _check_allocation(hedge: Any) -> None:
             raise ValueError(f"instruments.{asset}: {asset} has no target weight")
         if asset in STABLECOINS:
             raise ValueError(f"instruments.{asset}: a stablecoin is not hedged")
+        if symbol == AUTO:
+            raise ValueError(
+                f'instruments.{asset}: an allocation group names each contract, not "auto"'
+            )
         if symbol in used:
             raise ValueError(
                 f"instruments.{asset}: {symbol!r} already hedges {used[symbol]}; an allocation "
@@ -281,10 +313,16 @@ def _leg(hedge: H, name: str, parent: str, asset: str | None, **update: Any) -> 
     return leg
 
 
-def expand_groups(hedges: Sequence[H]) -> list[H]:
+def _no_listing(account: str) -> set[str] | None:
+    return None
+
+
+def expand_groups(hedges: Sequence[H], listed: Listed = _no_listing) -> list[H]:
     """Every configured group as groups of one instrument each (legs); see the module doc.
 
-    Returns the same list when no group needs splitting.
+    ``"auto"`` picks the asset's own linear perpetual when ``listed`` says the hedge
+    account lists it (or cannot say yet), else the proxy ``instrument``. Returns the
+    same list when no group needs splitting.
     """
     if not any(h.targets or h.instruments for h in hedges):  # type: ignore[attr-defined]
         return list(hedges) if not isinstance(hedges, list) else hedges
@@ -302,9 +340,12 @@ def expand_groups(hedges: Sequence[H]) -> list[H]:
             continue
         by_symbol: dict[str, list[str]] = {}
         for asset in config.assets:
-            by_symbol.setdefault(config.instruments.get(asset) or config.instrument, []).append(
-                asset
-            )
+            symbol = config.instruments.get(asset) or config.instrument
+            if symbol == AUTO:
+                own = own_perpetual(asset, config.instrument)
+                known = listed(config.hedge_account)
+                symbol = own if known is None or own in known else config.instrument
+            by_symbol.setdefault(symbol, []).append(asset)
         if len(by_symbol) == 1:
             (symbol,) = by_symbol
             result.append(_leg(hedge, config.name, config.name, None, instrument=symbol))
@@ -344,3 +385,36 @@ def leg_spec(hedge: Any, spec: GroupSpec) -> GroupSpec:
         windows=tuple(w.window() for w in hedge.windows),
         parent=None if leg is None else leg[0],
     )
+
+
+async def resolve_auto(settings: Any, venues: Mapping[str, Any]) -> Any:
+    """``settings`` with every ``"auto"`` instrument decided by what the exchange lists.
+
+    ``venues`` maps account -> its venue (only ``load_markets`` is used). Settings load before
+    any exchange is asked (a sim account knows its symbols at once); this asks each
+    hedge account whether the wanted perpetuals exist, splits the groups again and
+    repeats the cross-group checks. Without ``"auto"`` it returns ``settings`` itself.
+    """
+    configured = settings.__dict__.get("_configured") or settings.hedges
+    wanted: dict[str, set[str]] = {}
+    for hedge in configured:
+        for asset, symbol in hedge.instruments.items():
+            if symbol == AUTO:
+                wanted.setdefault(hedge.hedge_account, set()).add(
+                    own_perpetual(asset, hedge.instrument)
+                )
+    if not wanted:
+        return settings
+    found: dict[str, set[str]] = {}
+    for account, symbols in wanted.items():
+        markets = await venues[account].load_markets(sorted(symbols))
+        found[account] = {s for s, m in markets.items() if m.kind.value == "linear"}
+    legs = expand_groups(configured, lambda account: found.get(account, set()))
+    resolved = settings.model_copy(update={"hedges": legs})
+    resolved.__dict__["_hedges_by_name"] = {h.name: h for h in legs}
+    resolved.__dict__["_configured"] = configured
+    try:
+        resolved._references()  # two legs on one instrument, client id codes, accounts
+    except ValueError as error:
+        raise ConfigError(f"instruments = auto: {error}") from None
+    return resolved

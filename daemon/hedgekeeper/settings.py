@@ -567,7 +567,13 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _legs(self) -> Settings:
         """Split groups with a contract per asset or targets into legs (see groups.py)."""
-        legs = expand_groups(self.hedges)
+        self.__dict__["_configured"] = self.hedges  # as written (resolve_auto splits again)
+
+        def listed(account: str) -> set[str] | None:
+            sim = self.accounts[account].sim if account in self.accounts else None
+            return None if sim is None else set(sim.symbols())
+
+        legs = expand_groups(self.hedges, listed)
         if legs is not self.hedges:
             object.__setattr__(self, "hedges", legs)
             self.__dict__["_hedges_by_name"] = {h.name: h for h in legs}

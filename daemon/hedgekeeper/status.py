@@ -101,6 +101,8 @@ class GroupView:
     order_status: str | None
     days_to_expiry: str | None = None
     basis_annualised: str | None = None
+    #: Allocation figures, the active window, estimated betas, the parent group (decide.py).
+    details: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form: decimals as plain strings, like ``plan --json``."""
@@ -130,6 +132,7 @@ class GroupView:
             "order_status": self.order_status,
             "days_to_expiry": self.days_to_expiry,
             "basis_annualised": self.basis_annualised,
+            **(self.details or {}),
         }
 
 
@@ -162,6 +165,7 @@ def group_view(decision: GroupDecision, instrument: str) -> GroupView:
             order_status=order_status,
             days_to_expiry=data["days_to_expiry"],
             basis_annualised=data["basis_annualised"],
+            details=decision.details,
         )
     after = plan.hedge_contracts + plan.pending_contracts
     for order in orders:  # this cycle's own orders: filled, or still working
@@ -202,6 +206,7 @@ def group_view(decision: GroupDecision, instrument: str) -> GroupView:
         order_status,
         days_to_expiry=data["days_to_expiry"],
         basis_annualised=data["basis_annualised"],
+        details=decision.details,
     )
 
 

@@ -168,3 +168,74 @@ end = 2026-03-19T06:00:00Z
     legs = load(tmp_path, allocation + "targets = { BTC = 0.4, ETH = 0.4, USDT = 0.2 }\n")
     assert legs.hedges[1].spec().windows[0].targets == {"BTC": D("0.4"), "ETH": D("0.4"),
                                                          "USDT": D("0.2")}  # fmt: skip
+
+
+def test_status_shows_the_same_extra_figures_as_plan() -> None:
+    from hedgekeeper.decide import GroupDecision
+    from hedgekeeper.status import group_view
+
+    details = {"parent": "rebal", "window": "announcement",
+               "betas": {"SOL": {"beta": "0.93", "estimated": True}}}  # fmt: skip
+    decision = GroupDecision("rebal.BTC", "skipped", "price missing", details=details)
+    view = group_view(decision, "BTC/USDT:USDT").as_dict()
+    assert decision.as_dict()["window"] == view["window"] == "announcement"
+    assert view["parent"] == "rebal" and view["betas"]["SOL"]["beta"] == "0.93"
+
+
+AUTO_GROUP = """\
+[[hedges]]
+name = "alts"
+assets = { ETH = 1.0, SOL = 1.2, AVAX = 1.4 }
+instrument = "ETH/USDT:USDT"
+instruments = { SOL = "auto", AVAX = "auto" }
+spot_accounts = ["demo"]
+hedge_account = "demo"
+ratio = 0.8
+"""
+
+
+def test_auto_on_a_sim_account_uses_the_listed_perpetuals_at_once(tmp_path: Path) -> None:
+    # the sim lists SOL/USDT:USDT (contract_sizes has SOL) but no AVAX perpetual
+    legs = {h.name: h for h in load(tmp_path, AUTO_GROUP).hedges}
+    assert set(legs) == {"alts.ETH", "alts.SOL"}
+    assert legs["alts.SOL"].instrument == "SOL/USDT:USDT"
+    assert set(legs["alts.ETH"].assets) == {"ETH", "AVAX"}  # AVAX stays on the proxy
+
+
+class _Listing:
+    def __init__(self, symbols: set[str]) -> None:
+        self.symbols = symbols
+
+    async def load_markets(self, symbols):
+        from hedgekeeper.model import MarketKind, MarketSpec
+
+        return {s: MarketSpec(s, MarketKind.LINEAR, s.split("/")[0], "USDT", "USDT", D(1), D(1))
+                for s in symbols if s in self.symbols}  # fmt: skip
+
+
+async def test_auto_on_an_exchange_is_decided_once_its_markets_are_known(
+    tmp_path: Path,
+) -> None:
+    from hedgekeeper.groups import resolve_auto
+
+    exchange = '[accounts.ex]\nexchange = "binance"\n'
+    text = (SIM + AUTO_GROUP).replace('hedge_account = "demo"', 'hedge_account = "ex"') + exchange
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    settings = load_settings(path)
+    # not known yet: each "auto" asset gets a provisional leg on its own perpetual
+    assert {h.name for h in settings.hedges} == {"alts.ETH", "alts.SOL", "alts.AVAX"}
+    resolved = await resolve_auto(settings, {"ex": _Listing({"SOL/USDT:USDT"})})
+    legs = {h.name: h for h in resolved.hedges}
+    assert set(legs) == {"alts.ETH", "alts.SOL"}
+    assert set(legs["alts.ETH"].assets) == {"ETH", "AVAX"}
+    assert resolved.hedge("alts.SOL").instrument == "SOL/USDT:USDT"
+    assert resolved.hedge("alts.ETH").spec().parent == "alts"
+    assert await resolve_auto(load(tmp_path, ALLOCATION), {}) is not None  # nothing to do
+
+
+def test_auto_needs_a_proxy_and_is_not_for_allocation_groups(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match='"auto" falls back to the proxy: set instrument'):
+        load(tmp_path, AUTO_GROUP.replace('instrument = "ETH/USDT:USDT"\n', ""))
+    with pytest.raises(ConfigError, match='not "auto"'):
+        load(tmp_path, ALLOCATION.replace('ETH = "ETH/USDT:USDT"', 'ETH = "auto"'))
