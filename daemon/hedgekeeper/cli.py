@@ -339,6 +339,8 @@ def _print_plan_table(result: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from hedgekeeper.contracts import expiry_note
+
     table = Table(title=f"hedgekeeper plan — mode {result['mode']}, {result['trading_state']}")
     for column in ("group", "exposure USD", "target", "hedge", "pending", "order", "reason"):
         table.add_column(column, justify="left" if column in ("group", "reason") else "right")
@@ -356,7 +358,7 @@ def _print_plan_table(result: dict[str, Any]) -> None:
             group["hedge_contracts"] or "?",
             group["pending_contracts"] or "?",
             order_text,
-            group["reason"],
+            group["reason"] + expiry_note(group),
         )
     Console().print(table)
 

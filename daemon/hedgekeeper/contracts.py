@@ -25,6 +25,7 @@ __all__ = [
     "annualised_basis",
     "contract_kind",
     "days_to_expiry",
+    "expiry_note",
     "expiry_of_code",
     "next_contract",
     "parse_symbol",
@@ -155,3 +156,14 @@ def next_contract(
         if (spec.expiry or 0.0) > after:
             return spec.symbol
     return None
+
+
+def expiry_note(group: Mapping[str, object]) -> str:
+    """`` · 9.50 d to expiry, basis 5.00 %/yr`` for a dated group's row, else ``""``."""
+    days, basis = group.get("days_to_expiry"), group.get("basis_annualised")
+    if days is None:
+        return ""
+    note = f" · {days} d to expiry"
+    if basis is not None:
+        note += f", basis {Decimal(str(basis)) * 100:.2f} %/yr"
+    return note

@@ -17,6 +17,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from hedgekeeper.contracts import expiry_note
+
 __all__ = ["contracts_text", "status_table", "usd_text"]
 
 NARROW_WIDTH = 80
@@ -115,7 +117,7 @@ def status_table(document: dict[str, Any], *, wide: bool = False) -> RenderableT
                 group.get("hedge_ratio") or "?",
                 group.get("funding_usd_24h") or "0",
                 _action(group),
-                group["reason"],
+                group["reason"] + expiry_note(group),
             )
             continue
         table.add_row(
@@ -135,5 +137,5 @@ def status_table(document: dict[str, Any], *, wide: bool = False) -> RenderableT
     reasons.add_column(no_wrap=True)
     reasons.add_column(overflow="fold")
     for group in document["groups"]:
-        reasons.add_row(group["name"], group["reason"])
+        reasons.add_row(group["name"], group["reason"] + expiry_note(group))
     return Group(table, reasons, Text(f"health: {document['health']}"))

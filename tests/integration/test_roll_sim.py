@@ -18,6 +18,7 @@ from hedgekeeper.journal import Journal
 from hedgekeeper.logs import configure_logging
 from hedgekeeper.model import OrderStatus, Side
 from hedgekeeper.settings import load_settings
+from hedgekeeper.venues.paper import PaperVenue
 from hedgekeeper.venues.sim import SimVenue
 from tests.integration.test_execution_sim import Clock
 
@@ -27,7 +28,7 @@ START_MS = 1797321600000  # 2026-12-15 08:00 UTC: ten days before DEC delivers
 STEP = 6 * 3600.0
 
 CONFIG = """\
-mode = "testnet"
+mode = "{mode}"
 [execution]
 max_orders_per_minute = 1000
 [accounts.demo]
@@ -60,23 +61,29 @@ def build(
     hedge: str = "",
     venue: SimVenue | None = None,
     clock: Clock | None = None,
+    mode: str = "testnet",
 ) -> tuple[Engine, SimVenue, Clock, list[dict[str, Any]]]:
     configure_logging("warning", "json")
     path = tmp_path / "c.toml"
     path.write_text(
-        CONFIG.format(futures=futures, start=START_MS, instrument=instrument, hedge=hedge)
+        CONFIG.format(
+            mode=mode, futures=futures, start=START_MS, instrument=instrument, hedge=hedge
+        )
     )
     settings = load_settings(path)
     assert settings.accounts["demo"].sim is not None
     clock = clock or Clock()
     venue = venue or SimVenue("demo", settings.accounts["demo"].sim, clock=clock, epoch=clock.now)
-    engine = Engine(settings, {"demo": venue}, Journal(tmp_path / "journal.db"), clock=clock)
+    journal = Journal(tmp_path / "journal.db")
+    # dry-run: paper orders on the sim's market data, positions in the journal.
+    traded: Any = PaperVenue(venue, journal, settings.paper) if mode == "dry-run" else venue
+    engine = Engine(settings, {"demo": traded}, journal, clock=clock)
     events: list[dict[str, Any]] = []
     engine.events.add_listener(events.append)
     return engine, venue, clock, events
 
 
-async def positions(venue: SimVenue) -> tuple[D, D]:
+async def positions(venue: Any) -> tuple[D, D]:
     held = await venue.fetch_positions([DEC, MAR])
     return -held[DEC].contracts, -held[MAR].contracts
 
@@ -113,14 +120,15 @@ async def test_plan_shows_days_to_expiry_and_annualised_basis(tmp_path: Path) ->
     await engine.close()
 
 
-async def test_a_sim_run_over_the_last_ten_days_rolls_once(tmp_path: Path) -> None:
-    engine, venue, clock, events = build(tmp_path)
+@pytest.mark.parametrize("mode", ["testnet", "dry-run"])
+async def test_a_sim_run_over_the_last_ten_days_rolls_once(mode: str, tmp_path: Path) -> None:
+    engine, _, clock, events = build(tmp_path, mode=mode)
     await engine.start()
     combined = []
     for _ in range(40):  # ten days, every six hours
         report = await engine.run_cycle()
         assert report.ok, [d.as_dict() for d in report.decisions]
-        old, new = await positions(venue)
+        old, new = await positions(engine.venues["demo"])
         combined.append((old, new))
         clock.now += STEP
 

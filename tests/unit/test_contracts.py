@@ -118,3 +118,15 @@ def test_resolved_alias_is_always_a_live_quarterly_and_the_nearest(
         assert chosen is None
     else:
         assert chosen == min(live, key=lambda spec: spec.expiry or 0).symbol
+
+
+def test_tables_note_days_to_expiry_and_basis_of_dated_groups_only() -> None:
+    from hedgekeeper.contracts import expiry_note
+
+    assert expiry_note({"days_to_expiry": "9.50", "basis_annualised": "0.0512"}) == (
+        " · 9.50 d to expiry, basis 5.12 %/yr"
+    )
+    assert expiry_note({"days_to_expiry": "0.01", "basis_annualised": None}) == (
+        " · 0.01 d to expiry"
+    )
+    assert expiry_note({"days_to_expiry": None}) == ""
