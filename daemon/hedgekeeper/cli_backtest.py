@@ -83,6 +83,9 @@ def backtest(
         Path | None, typer.Option("--png", help="Write the charts as one PNG.", dir_okay=False)
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
+    api_host: Annotated[
+        str | None, typer.Option("--api-host", hidden=True, help="A local test exchange.")
+    ] = None,
 ) -> None:
     """Replay history through the engine, one cycle per bar, and report the hedge's cost."""
     settings = _load(config)
@@ -101,7 +104,7 @@ def backtest(
             raise ConfigError(f"--journal {journal}: the file exists; give a new one")
         result = asyncio.run(_backtest(settings, data, fetch, cache, interval, start_ms, end_ms,
                                        max_hold, journal, progress and not as_json,
-                                       html, png))  # fmt: skip
+                                       html, png, api_host))  # fmt: skip
     except ConfigError as error:
         raise _fail_config(str(error)) from None
     run, results = result
@@ -116,16 +119,21 @@ def backtest(
 async def _backtest(
     settings: Any, data: Path | None, fetch: bool, cache: Path | None, interval: str,
     start_ms: int | None, end_ms: int | None, max_hold: int, journal: Path | None,
-    progress: bool, html: Path | None, png: Path | None,
+    progress: bool, html: Path | None, png: Path | None, api_host: str | None,
 ) -> tuple[Any, Any]:  # fmt: skip
     from hedgekeeper.backtest.analysis import analyse
     from hedgekeeper.backtest.runner import load_data, run_backtest
 
     markets = None
     if fetch:
-        raise ConfigError("--fetch is not available yet: give --data DIR")
-    assert data is not None
-    directory = data
+        from hedgekeeper.backtest.fetch import fetch_data
+
+        directory = await fetch_data(settings, cache or Path("backtest-cache"), interval,
+                                     start_ms, end_ms, api_host=api_host,
+                                     rate_limit=api_host is None)  # fmt: skip
+    else:
+        assert data is not None
+        directory = data
     bars = load_data(settings, directory, interval, start_ms=start_ms, end_ms=end_ms,
                      max_hold=max_hold)  # fmt: skip
     if not len(bars.timeline):

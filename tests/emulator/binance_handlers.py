@@ -103,6 +103,9 @@ class BinanceHandlers:
             Route("GET", "/sapi/v1/margin/isolated/allPairs", self.margin_pairs, True),
             Route("POST", "/sapi/v1/asset/transfer", self.transfer, True),
         ]
+        from tests.emulator.binance_history import HistoryHandlers
+
+        r += HistoryHandlers(self.emu).routes()
         return r
 
     # -- helpers --------------------------------------------------------------------

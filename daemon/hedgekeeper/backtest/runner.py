@@ -51,6 +51,7 @@ __all__ = [
     "GroupTrace",
     "account_markets",
     "load_data",
+    "needed_series",
     "run_backtest",
 ]
 
@@ -102,7 +103,7 @@ class BacktestRun:
     seconds: float = 0.0
 
 
-def _needed_series(settings: Settings) -> tuple[set[str], set[str]]:
+def needed_series(settings: Settings) -> tuple[set[str], set[str]]:
     """Assets whose spot bars are needed, and bases whose perp bars are."""
     spot: set[str] = set()
     perp: set[str] = set()
@@ -124,7 +125,7 @@ def load_data(
     """Read the bars every group needs from a data directory and join them."""
     if interval not in INTERVALS:
         raise ConfigError(f"backtest: interval {interval!r} is not one of {sorted(INTERVALS)}")
-    spot, perp = _needed_series(settings)
+    spot, perp = needed_series(settings)
     series: dict[str, BarSeries] = {}
     for asset in sorted(spot | perp):
         path = series_path(directory, "spot", asset, interval)
@@ -156,7 +157,7 @@ def account_markets(
     if account.sim is None:
         raise ConfigError(
             f"accounts.{name}: a backtest account must be exchange = \"sim\" (its contract "
-            "sizes and balances say what is traded and held), or use --fetch"
+            "sizes and balances say what is traded and held)"
         )
     sim = SimVenue(name, account.sim)
     markets: dict[str, MarketSpec] = sim._markets  # the sim's own normalised specs
