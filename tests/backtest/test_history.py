@@ -72,15 +72,13 @@ async def test_alt_basket_and_the_october_2025_five_minute_window(tmp_path: Path
     run.journal.close()
 
     # 5-minute bars through the crash of 10 October 2025: SOL's -17.5 % basis is blocked
-    path = tmp_path / "sol.toml"
-    path.write_text((REPO / "config" / "backtest-alts.toml").read_text().replace(
-        'name = "basket"', 'name = "basket"\nmax_basis = 0.03'))  # fmt: skip
-    crash = load_settings(path)
-    sol_only = crash.model_copy(update={"hedges": [h for h in crash.hedges if h.name == "sol"]})
-    bars = load_data(sol_only, data, "5m", start_ms=parse_when("2025-10-10", "from"),
+    crash = load_settings(REPO / "config" / "backtest-oct2025-5m.toml")
+    bars = load_data(crash, data, "5m", start_ms=parse_when("2025-10-10", "from"),
                      end_ms=parse_when("2025-10-12", "to"))  # fmt: skip
-    run = await run_backtest(sol_only, bars)
-    (sol,) = analyse(run)
+    run = await run_backtest(crash, bars)
+    results = {r.name: r for r in analyse(run)}
+    assert set(results) == {"btc", "sol", "basket"}
+    sol = results["sol"]
     assert sol.steps == 2 * 288 + 1
     assert sol.blocked.get("basis", 0) + sol.blocked.get("jump", 0) > 0, sol.blocked
     # a 50 % hedge through a -17.5 % basis removes less variance than usual (the perp and

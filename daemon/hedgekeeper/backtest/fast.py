@@ -15,13 +15,15 @@ talking to exchanges for months:
 * :class:`SequentialReader` reads the snapshot in the same order (balances,
   then positions before open orders, then quotes) without spreading it over
   asyncio tasks: bars in memory have no latency to overlap.
+* :class:`QuietLog` drops the engine's info lines without binding a logger per
+  cycle (the report counts what was blocked or sat out, and why).
 """
 
 from __future__ import annotations
 
 import itertools
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
@@ -31,7 +33,7 @@ from hedgekeeper.journal import Journal
 from hedgekeeper.model import OrderInfo
 from hedgekeeper.snapshot import Snapshot, SnapshotReader
 
-__all__ = ["BacktestJournal", "SequentialReader"]
+__all__ = ["BacktestJournal", "QuietLog", "SequentialReader"]
 
 
 class BacktestJournal(Journal):
@@ -102,30 +104,65 @@ class BacktestJournal(Journal):
 
 
 class SequentialReader(SnapshotReader):
-    """Reads a snapshot one call after another (see the module docstring)."""
+    """Reads a snapshot one call after another (see the module docstring).
+
+    Bars in memory never time out, so there is no retry: a read that raises is
+    recorded as missing, as the daemon's reader does once its retries are spent.
+    """
 
     async def read(self) -> Snapshot:
         errors: dict[str, str] = {}
-        auth_errors: dict[str, str] = {}
         balances: dict[str, Any] = {}
         positions: dict[str, Any] = {}
         quotes: dict[str, Any] = {}
         open_orders: dict[str, Any] = {}
+
+        async def one(what: str, call: Callable[[], Awaitable[Any]]) -> Any:
+            try:
+                return await call()
+            except Exception as error:  # missing, never zero
+                errors[what] = f"{type(error).__name__}: {error}"
+                return None
+
         for name, needs in self.needs.items():
             venue = self.venues[name]
             if needs.balances:
-                balances[name] = await self._read(
-                    f"balances:{name}", venue.fetch_balances, errors, auth_errors
+                balances[name] = await one(f"balances:{name}", venue.fetch_balances)
+            if needs.position_symbols:  # positions before open orders, as the daemon reads
+                symbols = needs.position_symbols
+                positions[name] = await one(
+                    f"positions:{name}", partial(venue.fetch_positions, symbols)
                 )
-            if needs.position_symbols:
-                await self._positions_then_orders(
-                    name, venue, needs.position_symbols, positions, open_orders, errors,
-                    auth_errors,
-                )  # fmt: skip
+                open_orders[name] = await one(
+                    f"open_orders:{name}", partial(venue.fetch_open_orders, symbols, self.prefix)
+                )
             if needs.quote_symbols:
-                symbols = needs.quote_symbols
-                quotes[name] = await self._read(
-                    f"quotes:{name}", partial(venue.fetch_quotes, symbols), errors, auth_errors
+                quotes[name] = await one(
+                    f"quotes:{name}", partial(venue.fetch_quotes, needs.quote_symbols)
                 )
-        return Snapshot(self.clock(), balances, positions, quotes, open_orders, errors,
-                        auth_errors)  # fmt: skip
+        return Snapshot(self.clock(), balances, positions, quotes, open_orders, errors)
+
+
+class QuietLog:
+    """The engine's logger in a backtest: one cycle per bar must not pay for a bound
+    logger per cycle; info and debug go nowhere, warnings and errors to ``inner``."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def bind(self, **_: Any) -> QuietLog:
+        return self
+
+    def debug(self, *_: Any, **__: Any) -> None:
+        return None
+
+    info = debug
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self._inner.warning(event, **fields)
+
+    def error(self, event: str, **fields: Any) -> None:
+        self._inner.error(event, **fields)
+
+    def exception(self, event: str, **fields: Any) -> None:
+        self._inner.exception(event, **fields)

@@ -34,7 +34,7 @@ from hedgekeeper.backtest.data import (
     load_ohlcv,
     series_path,
 )
-from hedgekeeper.backtest.fast import BacktestJournal, SequentialReader
+from hedgekeeper.backtest.fast import BacktestJournal, QuietLog, SequentialReader
 from hedgekeeper.backtest.venue import BarCursor, BarVenue
 from hedgekeeper.engine import Engine
 from hedgekeeper.exceptions import ConfigError
@@ -197,9 +197,10 @@ async def run_backtest(
     await engine.start()
     reader = engine.reader
     assert reader is not None
+    engine.log = QuietLog(engine.log)
     engine.reader = SequentialReader(
-        engine.venues, reader.needs, reader.prefix, reader.settings, clock=clock, log=engine.log,
-        events=engine.events,
+        engine.venues, reader.needs, reader.prefix, reader.settings, clock=clock,
+        log=engine.log, events=engine.events,
     )  # fmt: skip
     traces: dict[str, GroupTrace] = {}
     for group in engine.groups:
