@@ -68,8 +68,8 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         for tolerance in ("0.005", "0.01", "0.02", "0.05", "0.1"):
             config = Path(scratch) / f"t{tolerance}.toml"
-            config.write_text(text.replace('name = "basket"',
-                                           f'name = "basket"\ntolerance = {tolerance}'))  # fmt: skip
+            tuned = f'name = "basket"\ntolerance = {tolerance}'
+            config.write_text(text.replace('name = "basket"', tuned))
             settings = load_settings(config)
             bars = load_data(settings, data, "1h", start_ms=parse_when("2025-08-01", "from"),
                              end_ms=parse_when("2026-02-18", "to"))  # fmt: skip
