@@ -367,7 +367,9 @@ exec unshare --root="$root" --wd="$workdir" --setgid="$gid" --setuid="$uid" -- "
     def cleanup(self) -> None:
         if self.container is not None:
             subprocess.run(["podman", "umount", self.container], capture_output=True)
-            subprocess.run(["podman", "rm", "--force", self.container], capture_output=True)
+            subprocess.run(
+                ["podman", "rm", "--force", "--volumes", self.container], capture_output=True
+            )
 
 
 class Docker:
@@ -448,7 +450,7 @@ class Docker:
 
     def cleanup(self) -> None:
         for container in filter(None, [self.container, *self.started]):
-            subprocess.run(["docker", "rm", "-f", container], capture_output=True)
+            subprocess.run(["docker", "rm", "-f", "-v", container], capture_output=True)
         for volume in self.volumes.values():
             subprocess.run(["docker", "volume", "rm", volume], capture_output=True)
 
