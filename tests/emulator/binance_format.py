@@ -130,9 +130,9 @@ def futures_symbol(m: MarketDef) -> dict[str, Any]:
     """One ``/fapi/v1/exchangeInfo`` symbol entry."""
     return {
         "symbol": m.id,
-        "pair": m.id,
-        "contractType": "PERPETUAL",
-        "deliveryDate": 4133404800000,
+        "pair": f"{m.base}{m.quote}",
+        "contractType": "PERPETUAL" if m.expiry_ms is None else "CURRENT_QUARTER",
+        "deliveryDate": 4133404800000 if m.expiry_ms is None else m.expiry_ms,
         "onboardDate": 1569398400000,
         "status": "TRADING",
         "maintMarginPercent": "2.5000",

@@ -84,12 +84,12 @@ def instrument(m: MarketDef) -> dict[str, Any]:
         }
     return {
         "symbol": m.id,
-        "contractType": "LinearPerpetual",
+        "contractType": "LinearPerpetual" if m.expiry_ms is None else "LinearFutures",
         "status": "Trading",
         "baseCoin": m.base,
         "quoteCoin": m.quote,
         "launchTime": "1584230400000",
-        "deliveryTime": "0",
+        "deliveryTime": "0" if m.expiry_ms is None else str(m.expiry_ms),
         "deliveryFeeRate": "",
         "priceScale": str(decimals_of(m.tick_size)),
         "leverageFilter": {

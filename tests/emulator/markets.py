@@ -14,13 +14,15 @@ older and shows 5).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from decimal import ROUND_DOWN, Decimal
 from typing import Literal
 
 __all__ = [
     "MarketDef",
     "MarketKind",
+    "dated_markets",
     "decimals_of",
     "default_markets",
     "floor_to_step",
@@ -57,17 +59,24 @@ class MarketDef:
     min_price: Decimal = _MIN_PRICE
     max_price: Decimal = _MAX_PRICE
     max_notional: Decimal = _MAX_NOTIONAL
+    #: A dated linear future: its delivery (epoch ms) and the exchange's own id for it
+    #: (Binance ``BTCUSDT_261225``, Bybit ``BTCUSDT-25DEC26``); ``None`` for a perpetual.
+    expiry_ms: int | None = None
+    dated_id: str | None = None
 
     @property
     def id(self) -> str:
         """Exchange market id, e.g. ``BTCUSDT`` (the same for spot and perp)."""
-        return f"{self.base}{self.quote}"
+        return self.dated_id or f"{self.base}{self.quote}"
 
     @property
     def symbol(self) -> str:
-        """ccxt unified symbol: ``BTC/USDT`` or ``BTC/USDT:USDT``."""
+        """ccxt unified symbol: ``BTC/USDT``, ``BTC/USDT:USDT`` or ``BTC/USDT:USDT-261225``."""
         if self.kind == "spot":
             return f"{self.base}/{self.quote}"
+        if self.expiry_ms is not None:
+            code = datetime.fromtimestamp(self.expiry_ms / 1000, UTC).strftime("%y%m%d")
+            return f"{self.base}/{self.quote}:{self.quote}-{code}"
         return f"{self.base}/{self.quote}:{self.quote}"
 
     @property
@@ -224,3 +233,21 @@ def default_markets(dialect: str) -> list[MarketDef]:
     if dialect == "bybit":
         return _bybit()
     raise ValueError(f"unknown dialect {dialect!r}")
+
+
+def dated_markets(dialect: str, *deliveries: datetime) -> list[MarketDef]:
+    """BTC linear futures delivering at ``deliveries`` (08:00 UTC), with the perp's rules.
+
+    Ids as the exchanges write them: Binance ``BTCUSDT_261225``, Bybit
+    ``BTCUSDT-25DEC26``.
+    """
+    perp = next(m for m in default_markets(dialect) if m.kind == "linear" and m.base == "BTC")
+    out = []
+    for moment in deliveries:
+        at = moment.replace(hour=8, minute=0, second=0, microsecond=0, tzinfo=UTC)
+        if dialect == "binance":
+            dated_id = f"BTCUSDT_{at:%y%m%d}"
+        else:
+            dated_id = f"BTCUSDT-{at:%d}{at:%b}{at:%y}".upper()
+        out.append(replace(perp, expiry_ms=int(at.timestamp() * 1000), dated_id=dated_id))
+    return out
