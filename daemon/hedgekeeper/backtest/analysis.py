@@ -289,13 +289,12 @@ def analyse(run: BacktestRun, *, series: bool = False) -> list[GroupResult]:
         market = run.markets[trace.account][trace.instrument]
         base = market.base
         leg = _Leg(market)
-        hedge = run.settings.hedge(trace.name)
         perp = carried(timeline.closes[f"perp:{base}"])
         mark_column = timeline.closes.get(f"mark:{base}")
         marks = perp if mark_column is None else [
             m if m is not None else p for m, p in zip(carried(mark_column), perp, strict=True)
         ]  # fmt: skip
-        spots = {a: carried(timeline.closes[f"spot:{a}"]) for a in hedge.assets
+        spots = {a: carried(timeline.closes[f"spot:{a}"]) for a in trace.holdings
                  if a not in STABLECOINS}  # fmt: skip
         spot_value: list[float | None] = []
         exposure: list[float | None] = []
@@ -308,7 +307,7 @@ def analyse(run: BacktestRun, *, series: bool = False) -> list[GroupResult]:
                     known = False
                     break
                 value += float(amount) * price
-                beta_value += float(amount) * price * float(hedge.assets[asset])
+                beta_value += float(amount) * price * float(trace.betas.get(asset, 1))
             spot_value.append(value if known else None)
             exposure.append(beta_value if known else None)
         # The product: its own fills and funding from the journal, step by step.

@@ -82,6 +82,8 @@ class GroupTrace:
     inverse: bool
     ratio: float
     holdings: dict[str, Decimal]
+    #: asset -> beta, as the group's spec has them (an estimated beta: its fallback)
+    betas: dict[str, Decimal] = field(default_factory=dict)
     exposure: list[float | None] = field(default_factory=list)
     target: list[float | None] = field(default_factory=list)
     hedge: list[float] = field(default_factory=list)
@@ -214,7 +216,7 @@ async def run_backtest(
             holdings[asset] = holdings.get(asset, Decimal(0)) + amount
         traces[group.name] = GroupTrace(
             group.name, group.instrument, group.hedge_account, float(market.contract_size),
-            market.kind.value == "inverse", float(group.ratio), holdings,
+            market.kind.value == "inverse", float(group.ratio), holdings, dict(group.assets),
         )  # fmt: skip
     hedges = {g.name: 0.0 for g in engine.groups}
     steps = len(data.timeline)
