@@ -584,6 +584,7 @@ class Settings(BaseSettings):
         names: set[str] = set()
         codes: dict[str, str] = {}
         instruments: dict[tuple[str, str], str] = {}
+        sim_listings: dict[str, set[str]] = {}
         for index, hedge in enumerate(self.hedges):
             # An exchange keeps one position per instrument and account: two groups on it
             # would each see the other's hedge as their own and fight over it.
@@ -619,10 +620,13 @@ class Settings(BaseSettings):
                         f"known: {sorted(self.accounts)}"
                     )
             sim = self.accounts[hedge.hedge_account].sim
-            listed = set() if sim is None else set(sim.symbols())
+            if hedge.hedge_account not in sim_listings:  # once per account, not per group
+                sim_listings[hedge.hedge_account] = set() if sim is None else set(sim.symbols())
+            listed = sim_listings[hedge.hedge_account]
             if hedge.instrument.endswith("-quarterly"):  # resolved at start from the listing
                 family = hedge.instrument.removesuffix("quarterly")
-                listed |= {hedge.instrument} if any(s.startswith(family) for s in listed) else set()
+                if any(s.startswith(family) for s in listed):
+                    listed = listed | {hedge.instrument}  # a copy: the listing is shared
             if sim is not None and hedge.instrument not in listed:
                 raise ValueError(
                     f"hedges[{hedge.name}].instrument: {hedge.instrument!r} is not listed by "

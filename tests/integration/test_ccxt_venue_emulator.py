@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -32,6 +33,8 @@ Emulator: Any = getattr(emulator_module, "Emulator", None)
 Fault: Any = getattr(emulator_module, "Fault", None)
 if Emulator is None or Fault is None:  # pragma: no cover - emulator not built yet
     pytest.skip("tests.emulator does not expose Emulator and Fault", allow_module_level=True)
+
+from tests.emulator.markets import MarketDef  # noqa: E402
 
 KEY, SECRET = "hk-test-key", "hk-test-secret"
 PERP, SPOT = "BTC/USDT:USDT", "BTC/USDT"
@@ -353,5 +356,29 @@ async def test_binance_spot_and_futures_have_their_own_rate_limit_buckets(
         assert spot == [4, 0.8], "spot prices from the book ticker (0.8), not the 24 h one (16)"
         assert {f for f, _ in waits} == {"", "fapi"}
         assert client.buckets[""] is not client.buckets["fapi"]
+    finally:
+        await emu.stop()
+
+
+async def test_binance_spot_prices_of_many_symbols_are_split_across_requests(
+    venues: Venues,
+) -> None:
+    # bookTicker?symbols=[...] carries the symbols in the URL: 8 KiB at about 400.
+    d = Decimal
+    spot = [MarketDef(f"A{n}", "USDT", "spot", d("0.01"), d("0.001"), d("0.001"), d("1e6"), d(5))
+            for n in range(250)]  # fmt: skip
+    emu = Emulator("binance", {KEY: SECRET}, markets=spot,
+                   prices={f"A{n}/USDT": 10 + n for n in range(250)})  # fmt: skip
+    await emu.start()
+    try:
+        venue = venues.connect(emu, market_types=("spot",))
+        symbols = [f"A{n}/USDT" for n in range(250)]
+        await venue.load_markets(symbols)
+        emu.clear_requests()
+        quotes = await venue.fetch_quotes(symbols)
+        assert sorted(quotes) == sorted(symbols)
+        books = [r for r in emu.requests if r.path == "/api/v3/ticker/bookTicker"]
+        sizes = sorted(len(json.loads(str(r.params["symbols"]))) for r in books)
+        assert sizes == [50, 100, 100]
     finally:
         await emu.stop()

@@ -161,3 +161,26 @@ def test_daily_summary_can_be_turned_off(contract_config: Path, tmp_path: Path) 
     text = contract_config.read_text() + '[notify]\ndaily_summary = "25:00"\n'
     with pytest.raises(ConfigError, match=r"notify\.daily_summary"):
         load_settings(write(tmp_path, text))
+
+
+def test_sim_listings_are_read_once_per_account(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Validation used to list the sim's symbols once per group: 8 s at 5,000 groups.
+    from hedgekeeper.settings import SimSettings
+
+    calls: list[int] = []
+    listing = SimSettings.symbols
+    monkeypatch.setattr(SimSettings, "symbols", lambda self: calls.append(1) or listing(self))
+    groups = "".join(
+        f'[[hedges]]\nname = "g{n}"\nassets = {{ A{n} = 1.0 }}\nspot_accounts = ["demo"]\n'
+        f'instrument = "A{n}/USDT:USDT"\nhedge_account = "demo"\nratio = 0.5\n'
+        for n in range(20)
+    )
+    sizes = ", ".join(f"A{n} = 0.01" for n in range(20))
+    prices = ", ".join(f"A{n} = 10" for n in range(20))
+    path = write(tmp_path, 'mode = "dry-run"\n[accounts.demo]\nexchange = "sim"\n'
+                 f"[accounts.demo.sim]\nprices = {{ {prices} }}\n"
+                 f"contract_sizes = {{ {sizes} }}\n" + groups)  # fmt: skip
+    assert len(load_settings(path).hedges) == 20
+    assert len(calls) <= 2  # the sim section's own check and the groups' one, not 20

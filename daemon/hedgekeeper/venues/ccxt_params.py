@@ -169,6 +169,9 @@ class ExchangeProfile:
     # read as 40 per-symbol ones on USDⓈ-M (13 on spot): one bucket-emptying request
     # that held every later one, orders included, for 2 s.
     open_orders_per_symbol: int = 1
+    # Most symbols in one batched spot price request (0: no limit). Binance lists them in
+    # the URL (``bookTicker?symbols=[...]``), which passes 8 KiB at about 400 symbols.
+    spot_symbols_per_request: int = 0
     # Private endpoints that read with POST (refused in read-only mode otherwise).
     read_post_paths: frozenset[str] = frozenset()
     # Position mode can be read with ccxt fetch_position_mode; else from positions.
@@ -218,6 +221,7 @@ _BINANCE = ExchangeProfile(
     # Creating and keeping alive a user-data stream key changes nothing (dry-run streams).
     read_post_paths=frozenset({"listenKey", "userDataStream"}),
     open_orders_per_symbol=12,
+    spot_symbols_per_request=100,
     position_mode_per_account=True,
     funding_field=("income", 1),
     funding_page=1000,

@@ -215,7 +215,13 @@ class CcxtVenue:
     async def fetch_quotes(self, symbols: Iterable[str]) -> dict[str, Quote]:
         """Bid/ask/last/mark, one batch per market type; symbols without data are absent."""
         groups = await self._client.group(symbols)
-        parts = await asyncio.gather(*(self._quotes(kind, g) for (kind, _), g in groups.items()))
+        cap = ccxt_params.profile_for(self.exchange_id).spot_symbols_per_request
+        batches = [
+            (kind, group[start : start + cap] if kind == "spot" and cap else group)
+            for (kind, _), group in groups.items()
+            for start in (range(0, len(group), cap) if kind == "spot" and cap else (0,))
+        ]  # spot symbols travel in the URL: long lists go in several requests
+        parts = await asyncio.gather(*(self._quotes(kind, batch) for kind, batch in batches))
         return {symbol: quote for part in parts for symbol, quote in part.items()}
 
     async def _quotes(self, kind: str, symbols: list[str]) -> dict[str, Quote]:
