@@ -13,9 +13,9 @@ always, so the write-ahead journal, reconciliation and guards are untouched and
 a lost, duplicated or reordered event cannot place an order. Polling stays the
 floor: while every stream is up the engine still reads every
 ``reconcile_interval``; whenever one is down (dropped, reconnecting) or a price
-stream has been silent for ``stale_after`` it polls every ``poll_interval``
-again, and a stream that comes back wakes a cycle at once, so a change made while
-it was away is read then.
+stream has been silent for ``stale_after`` it wakes a cycle and polls every
+``poll_interval`` again, and a stream that comes back wakes a cycle at once, so a
+change made while it was away is read then.
 """
 
 from __future__ import annotations
@@ -150,6 +150,22 @@ class StreamHub:
                 for group in await source.price_groups(needs.quote_symbols):
                     state = StreamState(account, StreamKind.PRICES, tuple(group))
                     self._spawn(state, partial(source.watch_prices, group))
+        self._tasks.append(asyncio.ensure_future(self._watchdog()))
+
+    async def _watchdog(self) -> None:
+        """Wake the engine when the streams stop holding, so it polls at once.
+
+        The engine asks :meth:`interval` only between cycles: waiting out a
+        ``reconcile_interval`` it would not notice a stream going stale.
+        """
+        period = min(1.0, self.settings.stale_after / 2)
+        was_healthy = False
+        while True:
+            await asyncio.sleep(period)
+            healthy = self.healthy()
+            if was_healthy and not healthy:
+                self.wake()
+            was_healthy = healthy
 
     def _spawn(self, state: StreamState, watch: Callable[[], Awaitable[Any]]) -> None:
         self.states.append(state)
@@ -217,6 +233,8 @@ class StreamHub:
                 state.drops += 1
                 state.error = f"{type(error).__name__}: {error}"
                 self._report("stream.dropped", state, error=state.error, retry_s=delay)
+                if state.drops == 1 or delay == RECONNECT_FIRST:
+                    self.wake()  # a cycle now, and polling until the stream is back
                 await asyncio.sleep(delay)
                 delay = min(RECONNECT_CAP, delay * 2)
                 continue

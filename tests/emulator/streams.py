@@ -7,7 +7,8 @@
 * ``/ws-api/v3`` — the spot WebSocket API, for ``userDataStream.subscribe.signature``;
   spot balances then arrive as ``outboundAccountPosition`` events.
 * ``/ws/<stream>`` (spot) and ``/public/ws/<stream>`` (USDⓈ-M) — public streams
-  answering ``SUBSCRIBE`` requests; ``<symbol>@bookTicker`` is served.
+  answering ``SUBSCRIBE`` requests; ``<symbol>@bookTicker`` is served, on every price
+  change and every ``tick_interval`` (0.25 s) besides, as Binance streams continuously.
 
 Each path may be preceded by the exchange's stream host name (``/stream.binance.com/ws/0``),
 as the daemon's ``api_host`` rewrites stream URLs.
@@ -63,6 +64,9 @@ class BinanceStreams:
         self.duplicate = False
         self.reverse = False
         self._tasks: set[asyncio.Future[None]] = set()
+        #: Book tickers are pushed this often while anyone listens (Binance: continuously).
+        self.tick_interval = 0.25
+        self._ticker: asyncio.Future[None] | None = None
         #: Events sent (kind, payload), for tests.
         self.sent: list[tuple[str, dict[str, Any]]] = []
 
@@ -133,6 +137,8 @@ class BinanceStreams:
         method = request.get("method")
         if method == "SUBSCRIBE":
             self._public.setdefault(ws, set()).update(request.get("params") or [])
+            if self._ticker is None or self._ticker.done():
+                self._ticker = asyncio.ensure_future(self._tick())
             await ws.send_str(json.dumps({"result": None, "id": request.get("id")}))
             for stream in request.get("params") or []:
                 await self._send_book(ws, stream)
@@ -154,6 +160,11 @@ class BinanceStreams:
             await ws.send_str(json.dumps({"id": request.get("id"), "status": 400,
                                           "error": {"code": -1100, "msg": f"unknown {method}"}}))
 
+    async def _tick(self) -> None:
+        while self._public:
+            await asyncio.sleep(self.tick_interval)
+            await self.prices_changed()
+
     # -- faults ---------------------------------------------------------------------------
     async def drop(self) -> None:
         """Close every stream connection (a disconnect, as after a network failure)."""
@@ -162,6 +173,8 @@ class BinanceStreams:
         for ws in sockets:
             with contextlib.suppress(Exception):
                 await ws.close(code=1006, message=b"dropped")
+        if self._ticker is not None:
+            self._ticker.cancel()
 
     def connections(self) -> int:
         """Open stream connections (public and private)."""

@@ -95,23 +95,26 @@ async def test_a_drop_polls_then_the_reconnect_wakes() -> None:
         assert hub.interval(1.0) == 60
         await source.balances.put(ConnectionError("reset"))
         await eventually(lambda: hub.counts()["drops"] == 1)
+        assert len(wakes) == 1  # a cycle at once: what the stream lost is read over REST
         assert hub.interval(1.0) == 1.0  # polling until it is back
         await source.balances.put(None)  # reconnected: its first update
-        await eventually(lambda: len(wakes) == 1)
+        await eventually(lambda: len(wakes) == 2)
         clock[0] = 10.0
         assert hub.interval(1.0) == 60
     finally:
         await hub.stop()
 
 
-async def test_a_silent_price_stream_is_stale() -> None:
+async def test_a_silent_price_stream_is_stale_and_wakes_the_engine() -> None:
     source, wakes, clock = FakeSource(), list[int](), [0.0]
     hub = await started(source, wakes, clock, stale_after=3)
     try:
         clock[0] = 2.0
         assert hub.healthy()
+        await asyncio.sleep(1.1)  # the watchdog (every second) has seen it healthy
         clock[0] = 4.0
         assert not hub.healthy()
+        await eventually(lambda: len(wakes) == 1, within=3)  # polling starts now
     finally:
         await hub.stop()
 
