@@ -417,10 +417,10 @@ class Docker:
             source = self.volumes[state]
         else:
             source = str(state)
-        container = run(
-            ["docker", "run", "-d", "-v", f"{source}:{volume}", self.image]
-        ).stdout.strip()
+        # Named before it runs, so that cleanup finds it even when `docker run` fails.
+        container = f"hedgekeeper-image-test-{os.getpid()}-{len(self.started)}"
         self.started.append(container)
+        run(["docker", "run", "-d", "--name", container, "-v", f"{source}:{volume}", self.image])
         stderr = stderr_path.open("wb")
         logs = subprocess.Popen(
             ["docker", "logs", "-f", container], stdout=subprocess.DEVNULL, stderr=stderr
