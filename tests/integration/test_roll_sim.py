@@ -235,3 +235,27 @@ async def test_an_explicit_next_contract_is_rolled_into(tmp_path: Path) -> None:
     old, new = await positions(venue)
     assert old == 0 and new > 0
     await engine.close()
+
+
+async def test_a_sliced_roll_stays_within_one_step_of_the_hedge(tmp_path: Path) -> None:
+    # max_order_usd 10000 at ~70000 x 0.01 BTC: steps of 14 contracts.
+    engine, venue, clock, events = build(tmp_path, hedge="max_order_usd = 10000")
+    await engine.start()
+    seen = []
+    for _ in range(40):
+        report = await engine.run_cycle()
+        assert report.ok
+        seen.append(await positions(venue))
+        clock.now += STEP
+
+    size = seen[0][0]
+    rolling = [(old, new) for old, new in seen if old and new]
+    assert len(rolling) >= 3, "the roll took several steps"
+    for old, new in seen:
+        assert size - 1 <= old + new <= size + 14, seen  # never short, at most a step over
+    assert [e["event"] for e in events if e["event"].startswith("roll.")] == [
+        "roll.started",
+        "roll.done",
+    ]
+    assert seen[-1][0] == 0
+    await engine.close()
