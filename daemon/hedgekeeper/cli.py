@@ -131,9 +131,11 @@ def _setup_logging(settings: Any) -> Any:
 def check(config: ConfigOption) -> None:
     """Validate the configuration file; exit 0 if valid, 2 if not."""
     settings = _load(config)
+    configured = settings.__dict__.get("_configured", settings.hedges)  # before legs
+    legs = f" ({len(settings.hedges)} legs)" if len(configured) != len(settings.hedges) else ""
     typer.echo(
         f"ok: mode {settings.mode.value}, {len(settings.accounts)} account(s), "
-        f"{len(settings.hedges)} hedge group(s)"
+        f"{len(configured)} hedge group(s){legs}"
     )
 
 
