@@ -144,6 +144,10 @@ class FundingRecord:
     amount_usd: Decimal | None
 
 
+def _wall_clock() -> float:
+    return time.time()
+
+
 def _dec(value: str | None) -> Decimal | None:
     return None if value is None else Decimal(value)
 
@@ -151,13 +155,14 @@ def _dec(value: str | None) -> Decimal | None:
 class Journal:
     """The daemon's durable memory; see the module docstring."""
 
-    def __init__(self, path: Path | None, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, path: Path | None, *, clock: Callable[[], float] | None = None) -> None:
         """Open (creating if needed) the journal at ``path``; ``None`` keeps it in memory.
 
-        ``clock`` dates cycles, orders and fills (a backtest passes market time).
+        ``clock`` dates cycles, orders and fills (a backtest passes market time); by
+        default ``time.time``, looked up at each call (tests shift the wall clock).
         """
         self.path = path
-        self._now = clock
+        self._now: Callable[[], float] = clock if clock is not None else _wall_clock
         try:
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)

@@ -64,11 +64,12 @@ class PaperVenue:
 
     def __init__(
         self, inner: Venue, journal: Journal, settings: PaperSettings,
-        *, clock: Callable[[], float] = time.time,
+        *, clock: Callable[[], float] | None = None,
     ) -> None:  # fmt: skip
-        """``clock`` dates paper funding payments (a backtest passes market time)."""
+        """``clock`` dates paper funding payments (a backtest passes market time; by
+        default ``time.time``, looked up at each call)."""
         self.inner = inner
-        self._clock = clock
+        self._clock: Callable[[], float] = clock if clock is not None else lambda: time.time()
         self.name = inner.name
         self._journal = journal
         self._settings = settings
