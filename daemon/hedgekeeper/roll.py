@@ -1,8 +1,10 @@
 """Rolling dated futures: keep a group's hedge on a contract that is not about to expire.
 
 A group whose instrument is a dated contract (``BTC/USDT:USDT-261225``, or the
-alias ``BTC/USDT:USDT-quarterly``) rolls ``roll_days_before`` its expiry into
-the next contract (``roll_to``, else the next quarterly the venue lists):
+alias ``BTC/USDT:USDT-quarterly``) rolls ``roll_days_before`` its expiry — or
+earlier, once the next contract's annualised basis beats the current one's by
+``roll_basis_margin`` — into the next contract (``roll_to``, else the next
+quarterly the venue lists):
 
 1. the roll is written to the journal first — from, to and the contracts to
    move — as one record (:meth:`Journal.begin_roll`);
@@ -170,7 +172,9 @@ class Roller:
         rolling = journal.roll_state(group.name)
         days = self.days_left(group)
         if rolling is None:
-            if days is None or days > hedge.roll_days_before:
+            if days is None:
+                return None
+            if days > hedge.roll_days_before and not self._richer_next(group, hedge, snap, log):
                 return None
             if target.next is None:
                 return self._no_next(group, hedge, days, log)
@@ -190,6 +194,34 @@ class Roller:
         if not can_trade:
             return GroupDecision(group.name, "blocked", "roll in progress: trading not reconciled")
         return await self._continue(group, hedge, rolling, snap, cycle, log)
+
+    def _richer_next(
+        self, group: GroupSpec, hedge: HedgeSettings, snap: Snapshot, log: Any
+    ) -> bool:
+        """Whether the next contract's annualised basis beats the current one's by
+        ``roll_basis_margin`` (a short there earns that much more carry): roll early."""
+        target = self.targets[group.name]
+        if hedge.roll_basis_margin is None or target.next is None:
+            return False
+        bases = []
+        for symbol in (target.current, target.next):
+            market = self.engine.markets.get(group.hedge_account, {}).get(symbol)
+            quote = (snap.quotes.get(group.hedge_account) or {}).get(symbol)
+            price = None if quote is None else quote.reference
+            if market is None or market.expiry is None or price is None or quote is None:
+                return False
+            if quote.index is None:
+                return False
+            days = days_to_expiry(market.expiry, self.market_time(group.hedge_account))
+            basis = annualised_basis(price, quote.index, days)
+            if basis is None:
+                return False
+            bases.append(basis)
+        better = bases[1] - bases[0] >= hedge.roll_basis_margin
+        if better:
+            log.info("roll.basis_better", group=group.name, current=f"{bases[0]:.4f}",
+                     next=f"{bases[1]:.4f}", margin=str(hedge.roll_basis_margin))  # fmt: skip
+        return better
 
     def _no_next(
         self, group: GroupSpec, hedge: HedgeSettings, days: Decimal, log: Any

@@ -320,6 +320,11 @@ class HedgeSettings(AllocationFields, _Strict):
         default=None,
         description="the contract to roll into (default: the next quarterly the venue lists)",
     )
+    roll_basis_margin: Annotated[Decimal, Field(gt=0, le=1)] | None = Field(
+        default=None,
+        description="roll early once the next contract's annualised basis beats this one's by "
+        "this much (0.02 = 2 %/yr); unset: only roll_days_before",
+    )
     min_days_to_expiry: Annotated[Decimal, Field(ge=0, le=90)] = Field(
         default=Decimal(1),
         description="an unrolled contract this close to expiry halts the group, loudly",

@@ -259,3 +259,31 @@ async def test_a_sliced_roll_stays_within_one_step_of_the_hedge(tmp_path: Path) 
     ]
     assert seen[-1][0] == 0
     await engine.close()
+
+
+async def test_a_richer_next_contract_rolls_early(tmp_path: Path) -> None:
+    engine, venue, clock, events = build(tmp_path, hedge="roll_basis_margin = 0.02")
+    await engine.start()
+    plain = venue.contract_price
+
+    def march_richer(market: Any) -> D:
+        # March trades 3 %/yr richer than December from day 6 before delivery on.
+        price = plain(market)
+        days = (market.expiry or 0) - venue.market_time()
+        late = venue.market_time() >= START_MS / 1000 + 4 * 86400
+        if market.symbol == MAR and late:
+            return price * (1 + D("0.03") * D(days) / 86400 / 365)
+        return price
+
+    venue.contract_price = march_richer  # type: ignore[method-assign]
+    started_at = None
+    for cycle in range(40):
+        await engine.run_cycle()
+        if started_at is None and any(e["event"] == "roll.started" for e in events):
+            started_at = cycle
+        clock.now += STEP
+
+    assert started_at == 16  # day 4 (6 days left), not day 7 (roll_days_before 3)
+    old, new = await positions(venue)
+    assert old == 0 and D(49) <= new <= D(51)
+    await engine.close()
