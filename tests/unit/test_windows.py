@@ -111,3 +111,23 @@ def test_no_flapping_orders_only_at_window_edges(windows, start, step) -> None:
     if previous is not None:
         plan, _, _ = plan_policy(group, exposure, market(), D(70000), position, D(0), previous)
         assert plan.intent is None
+
+
+def test_an_allocation_window_moves_the_targets() -> None:
+    from hedgekeeper.model import AllocationSpec
+
+    base = {"BTC": D("0.5"), "ETH": D("0.3"), "USDT": D("0.2")}
+    wide = {"BTC": D("0.6"), "ETH": D("0.2"), "USDT": D("0.2")}
+    window = HedgeWindow(targets=wide, start=100.0, end=200.0, label="bull")
+    group = GroupSpec("rebal.BTC", {a: D(1) for a in base}, ("a",), {}, "BTC/USDT:USDT", "a",
+                      D(0), allocation=AllocationSpec("BTC", base, D("0.05"), D("0.05")),
+                      windows=(window,))  # fmt: skip
+    holdings = {"BTC": D("1.2"), "ETH": D(8), "USDT": D(20000)}
+    prices = {"BTC": D(50000), "ETH": D(2500), "USDT": D(1)}
+    exposure = Exposure("rebal.BTC", D(0), holdings, prices)
+    perp = MarketSpec("BTC/USDT:USDT", MarketKind.LINEAR, "BTC", "USDT", "USDT", D("0.1"), D(1))
+    outside, _, _ = plan_policy(group, exposure, perp, D(50000), D(0), D(0), 50.0)
+    assert outside.intent is not None and outside.intent.contracts == 2
+    inside, _, details = plan_policy(group, exposure, perp, D(50000), D(0), D(0), 150.0)
+    assert inside.intent is None and details["window"] == "bull"
+    assert details["allocation"]["targets"]["BTC"] == "0.6"
