@@ -15,9 +15,11 @@ WORKDIR /src
 COPY pyproject.toml ./
 RUN python -m venv /opt/hedgekeeper \
     && /opt/hedgekeeper/bin/python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" > requirements.txt \
-    && /opt/hedgekeeper/bin/pip install --no-cache-dir -r requirements.txt
+    && /opt/hedgekeeper/bin/pip install --no-cache-dir -r requirements.txt \
+    && /opt/hedgekeeper/bin/python -m compileall -q /opt/hedgekeeper/lib
 COPY README.md ./
 COPY daemon ./daemon
+# compileall again only writes what is new: the package's own bytecode.
 RUN /opt/hedgekeeper/bin/pip install --no-cache-dir --no-deps . \
     && /opt/hedgekeeper/bin/python -m compileall -q /opt/hedgekeeper/lib
 
