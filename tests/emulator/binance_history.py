@@ -72,12 +72,13 @@ class HistoryHandlers:
                 return json_response({"code": -1120, "msg": "Invalid interval."}, status=400)
             start, end, limit = _window(ctx, 500, most)
             rows = history_of(self.emu).klines.get((kind, str(ctx.params.get("symbol")), interval))
-            out = []
-            for at, close in rows or ():
-                if start <= at <= end and len(out) < limit:
-                    volume = "0" if kind == "mark" else "1.0"
-                    out.append([at, close, close, close, close, volume, at + step - 1, "0", 1,
-                                "0", "0", "0"])  # fmt: skip
+            inside = [(at, close) for at, close in rows or () if start <= at <= end]
+            # Binance: with a startTime the first `limit` bars from it, without one the
+            # most recent `limit` bars (what fetch_ohlcv without `since` asks for).
+            chosen = inside[:limit] if "startTime" in ctx.params else inside[-limit:]
+            volume = "0" if kind == "mark" else "1.0"
+            out = [[at, close, close, close, close, volume, at + step - 1, "0", 1, "0", "0", "0"]
+                   for at, close in chosen]  # fmt: skip
             return json_response(out)
 
         return handler
