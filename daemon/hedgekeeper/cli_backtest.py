@@ -232,15 +232,16 @@ def report(
     from rich.table import Table
 
     table = Table(title=f"hedge cost — {path}")
-    columns = ("group", "contracts", "entry", "mark", "realised $", "unrealised $", "fees $",
-               "funding $", "net cost $", "cost %/yr")  # fmt: skip
+    columns = ("group", "exposure change $", "contracts", "entry", "mark", "realised $",
+               "unrealised $", "fees $", "funding $", "net cost $", "cost %/yr")  # fmt: skip
     for column in columns:
         table.add_column(column, justify="left" if column == "group" else "right")
     for cost in costs:
         data = cost.as_dict()
         pct = data["net_cost_pct_year"]
         table.add_row(
-            cost.group, data["contracts"], data["entry_price"] or "—", data["mark"] or "—",
+            cost.group, data["exposure_change_usd"] or "—", data["contracts"],
+            data["entry_price"] or "—", data["mark"] or "—",
             data["realised_usd"], data["unrealised_usd"], data["fees_usd"], data["funding_usd"],
             data["net_cost_usd"], "—" if pct is None else f"{pct:.2f}%",
         )  # fmt: skip

@@ -10,6 +10,9 @@ journal that never collected funding, such as a backtest's — from the paper
 venue's own bookings.
 
 ``net cost = fees − futures PnL − funding``: positive when the hedge cost money.
+Beside it, the exposure's change between the first and the last decision in the
+window stands for the spot leg (holdings × price × beta; deposits included).
+
 A window (``since``/``until``) counts the fills, fees and funding inside it,
 with every earlier fill still setting the average entry; the unrealised part is
 the open position's, marked at the end. Per year it is divided by the average
@@ -50,6 +53,9 @@ class GroupCost:
     fills: int
     average_notional_usd: Decimal
     years: float
+    #: Exposure at the last decision in the window minus at the first (``None``: no
+    #: decision): the spot leg's change in value (× beta), deposits and withdrawals included.
+    exposure_change_usd: Decimal | None = None
 
     @property
     def futures_pnl_usd(self) -> Decimal:
@@ -93,6 +99,9 @@ class GroupCost:
             "net_cost_pct_year": None if pct is None else round(pct, 4),
             "average_notional_usd": money(self.average_notional_usd),
             "fills": self.fills,
+            "exposure_change_usd": None
+            if self.exposure_change_usd is None
+            else money(self.exposure_change_usd),
         }
 
 
@@ -162,9 +171,11 @@ def group_costs(
                     weighted += notional * Decimal(str(span))
             years = (end - start) / _YEAR_S
             average = weighted / Decimal(str(end - start))
+        bounds = journal.exposure_bounds(name, low, high)
         out.append(GroupCost(
             name, market.symbol, book.contracts, book.entry_price, mark, realised,
             unrealised_usd(book, market, mark), fees, funding[name], counted, average, years,
+            None if bounds is None else bounds[1] - bounds[0],
         ))  # fmt: skip
     return out
 

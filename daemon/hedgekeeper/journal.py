@@ -626,6 +626,22 @@ class Journal:
             totals[group] = totals.get(group, Decimal(0)) + Decimal(amount)
         return totals
 
+    def exposure_bounds(
+        self, group: str, since: float, until: float
+    ) -> tuple[Decimal, Decimal] | None:
+        """A group's exposure (USD) at its first and last decision in ``[since, until]``."""
+        sql = (
+            "SELECT json_extract(detail, '$.exposure_usd') FROM decisions WHERE group_name = ? "
+            "AND at >= ? AND at <= ? AND json_extract(detail, '$.exposure_usd') IS NOT NULL "
+            "ORDER BY id {} LIMIT 1"
+        )
+        args = (group, since, until)
+        first = self._db.execute(sql.format("ASC"), args).fetchone()
+        last = self._db.execute(sql.format("DESC"), args).fetchone()
+        if first is None or last is None:
+            return None
+        return Decimal(str(first[0])), Decimal(str(last[0]))
+
     def last_mark(self, symbol: str) -> Decimal | None:
         """The last mark price noted for ``symbol`` (a backtest notes its final bar's)."""
         value = self._get(f"mark:{symbol}")

@@ -125,6 +125,8 @@ def test_report_on_the_backtest_journal_gives_the_backtest_figures(
     assert float(cost["funding_usd"]) == pytest.approx(product["funding_usd"], abs=0.01)
     assert float(cost["futures_pnl_usd"]) == pytest.approx(product["futures_pnl_usd"], abs=0.01)
     assert float(cost["net_cost_usd"]) == pytest.approx(product["net_cost_usd"], abs=0.01)
+    # the spot leg: exposure at the first cycle (70000) and at the last (80000)
+    assert float(cost["exposure_change_usd"]) == pytest.approx(10000.0)
 
     bad = runner.invoke(app, ["report", "-c", str(config), "--journal", str(journal),
                               "--mark", "BTC/USDT:USDT=-1"])  # fmt: skip
