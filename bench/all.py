@@ -5,8 +5,8 @@ Everything goes through the real ccxt path against the local emulator (Binance d
 
 * per cycle at steady state: HTTP requests, Binance request weight, wall time — the
   daemon with 1, 3 and 10 groups on one account (``bench/requests.py``);
-* process start -> first decision, and idle CPU while polling every second — 1, 3 and
-  20 groups (``bench/requests.py``);
+* process start -> first decision (cold, then with the market cache warm), and idle CPU
+  while polling every second — 1, 3 and 20 groups (``bench/requests.py``);
 * reaction (change at the emulator -> order accepted there) p50 / p95 for a balance and
   a price trigger, polling and with push streams, 1 and 3 groups, and the REST requests a
   minute of a still market (``bench/reaction.py``);
@@ -195,8 +195,13 @@ async def main() -> None:
             row(f"weight per cycle, {groups} group(s)", f.weight, base_weight, "Binance weight")
             row(f"cycle time, {groups} group(s)", f.cycle_ms, base_ms, "ms")
         for groups in (1, 3, 20):
-            first, cpu = await bench_requests.start_and_idle("binance", groups, workdir, args.idle)
-            row(f"start -> first decision, {groups} group(s)", first, base_start, "s")
+            port = bench_requests.free_port()
+            cold, _ = await bench_requests.start_and_idle("binance", groups, workdir, 0, port)
+            warm, cpu = await bench_requests.start_and_idle(
+                "binance", groups, workdir, args.idle, port
+            )
+            row(f"start -> first decision, cold, {groups} group(s)", cold, base_start, "s")
+            row(f"start -> first decision, warm, {groups} group(s)", warm, base_start, "s")
             row(f"idle CPU at 1-s polling, {groups} group(s)", cpu, base_cpu, "CPU-s/h")
         for groups in (1, 3):
             for streams in (False, True):

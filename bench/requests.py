@@ -6,8 +6,8 @@ local emulator (Binance and Bybit dialects) with 1, 3, 10 and 50 hedge groups on
 account, and prints per cycle once started: the requests the emulator received, the
 ccxt rate-limit cost and (Binance) the request weight, and the cycle's wall time. Then
 it starts ``hedgekeeper run`` as a process with 1, 3 and 20 groups and prints the time
-from process start to the first ``plan.decided`` log line, and the daemon's CPU use
-while it polls every second (CPU-seconds per hour).
+from process start to the first ``plan.decided`` log line, cold and then again with the
+market cache warm, and the daemon's CPU use while it polls every second (CPU-s/h).
 
 Several groups on one account used to stall each cycle about 2 s (issue #15): the
 open-orders read lost its symbol (Binance USDⓈ-M cost 1 -> 40) and left ccxt's
@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import os
+import socket
 import statistics
 import sys
 import tempfile
@@ -149,6 +150,13 @@ async def requests_per_cycle(dialect: str, groups: int, workdir: Path) -> CycleF
         await emu.stop()
 
 
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (the warm start reuses the cold start's emulator URL)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of ``pid`` so far (Linux)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -156,10 +164,14 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def start_and_idle(
-    dialect: str, groups: int, workdir: Path, idle_s: float
+    dialect: str, groups: int, workdir: Path, idle_s: float, port: int = 0
 ) -> tuple[float, float]:
-    """Seconds from process start to the first decision, and CPU-s/h polling afterwards."""
-    emu = Emulator(dialect, {KEY: SECRET}, markets=markets(groups),
+    """Seconds from process start to the first decision, and CPU-s/h polling afterwards.
+
+    The state directory is kept between calls with the same ``dialect`` and ``groups``:
+    a second start on the same ``port`` finds the market cache warm.
+    """
+    emu = Emulator(dialect, {KEY: SECRET}, markets=markets(groups), port=port,
                    prices={f"A{n}/USDT": 10 + n for n in range(groups)})  # fmt: skip
     await emu.start()
     for n in range(groups):
@@ -191,6 +203,8 @@ async def start_and_idle(
                 pass
 
         drain = asyncio.create_task(discard())
+        if idle_s <= 0:
+            return first, 0.0
         await asyncio.sleep(3.0)  # the hedges open; then steady polling
         cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
         await asyncio.sleep(idle_s)
@@ -222,12 +236,14 @@ async def main() -> None:
                 per_cycle = ", ".join(f"{p} x{c / 5:g}" for p, c in sorted(f.paths.items()))
                 print(f"{dialect:>9} {groups:>6} {f.requests:>8.1f} {f.cost:>7.1f} "
                       f"{f.weight:>7.1f} {f.cycle_ms:>9.1f}  {per_cycle}")  # fmt: skip
-        print(f"{'exchange':>9} {'groups':>6} {'start->decision s':>17} "
+        print(f"{'exchange':>9} {'groups':>6} {'start->decision s, cold':>23} {'warm':>6} "
               f"{'idle CPU-s/h (1-s polling)':>27}")  # fmt: skip
         for dialect in dialects:
             for groups in (1, 3) if args.quick else (1, 3, 20):
-                first, per_hour = await start_and_idle(dialect, groups, workdir, args.idle)
-                print(f"{dialect:>9} {groups:>6} {first:>17.2f} {per_hour:>27.1f}")
+                port = free_port()
+                cold, _ = await start_and_idle(dialect, groups, workdir, 0, port)
+                warm, per_hour = await start_and_idle(dialect, groups, workdir, args.idle, port)
+                print(f"{dialect:>9} {groups:>6} {cold:>23.2f} {warm:>6.2f} {per_hour:>27.1f}")
 
 
 if __name__ == "__main__":

@@ -137,6 +137,14 @@ class Decider:
         self.last_prices: dict[str, Decimal] = {}
         #: ``plan --at``: plan as at this instant (windows) instead of the clock's.
         self.plan_at: float | None = None
+        self._flatten_read: tuple[Snapshot | None, bool] = (None, False)
+
+    def _flattening(self, snap: Snapshot) -> bool:
+        """The journal's flatten flag, read once per snapshot rather than twice per group
+        (a SQLite read each: half of a quiet cycle's per-group cost at 1,000 groups)."""
+        if self._flatten_read[0] is not snap:
+            self._flatten_read = (snap, bool(self.engine.flattening))
+        return self._flatten_read[1]
 
     def _prices(self, group: GroupSpec, snap: Snapshot) -> dict[str, Decimal | None]:
         prices: dict[str, Decimal | None] = {}
@@ -227,13 +235,14 @@ class Decider:
         position = positions[group.instrument]
         market: MarketSpec = engine.markets[account][group.instrument]
         at = engine.clock() if self.plan_at is None else self.plan_at
+        flattening = self._flattening(snap)
         plan, exposure_usd, details = plan_policy(
             group, exposure, market, price, position.contracts, self._pending(group, snap), at,
-            flattening=engine.flattening,
+            flattening=flattening,
         )  # windows, allocation legs and plain ratios alike (allocation.py)
         exposure = replace(exposure, exposure_usd=exposure_usd)
         target = plan.target
-        if engine.flattening and plan.intent is not None:
+        if flattening and plan.intent is not None:
             plan = replace(plan, reason=f"flatten: {plan.reason}")
         decision = GroupDecision(group.name, "hold", plan.reason, plan, exposure.exposure_usd)
         decision.details = {**details, **({"parent": group.parent} if group.parent else {})}

@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -382,3 +384,49 @@ async def test_binance_spot_prices_of_many_symbols_are_split_across_requests(
         assert sizes == [50, 100, 100]
     finally:
         await emu.stop()
+
+
+async def test_markets_start_from_a_fresh_disk_cache_and_reload_behind(
+    emulator: Any, venues: Venues, tmp_path: Path
+) -> None:
+    first = venues.connect(emulator, market_cache=tmp_path)
+    specs = await first.load_markets([SPOT, PERP])
+    assert list(tmp_path.glob("markets-*.json")), "the first start writes the cache"
+    reads = len(emulator.requests)
+    assert reads > 0
+
+    second = venues.connect(emulator, market_cache=tmp_path)
+    emulator.clear_requests()
+    refresh = asyncio.Event()
+    cache = second._client.market_cache
+    assert cache is not None
+    save = cache.save
+
+    def saved(markets: dict[str, Any]) -> None:
+        save(markets)
+        refresh.set()
+
+    cache.save = saved  # type: ignore[method-assign]
+    for pattern in ("*exchangeInfo", "*instruments-info"):  # a slow market list
+        emulator.faults.add(Fault.latency(2.0), path=pattern, count=None)
+    began = asyncio.get_running_loop().time()
+    again = await second.load_markets([SPOT, PERP])
+    assert again == specs
+    assert asyncio.get_running_loop().time() - began < 1.5  # not waiting for the list
+    assert not refresh.is_set()
+    await asyncio.wait_for(refresh.wait(), 10)  # reloaded and rewritten behind
+    emulator.faults.clear()
+
+
+async def test_an_old_market_cache_is_read_again(
+    emulator: Any, venues: Venues, tmp_path: Path
+) -> None:
+    await venues.connect(emulator, market_cache=tmp_path).load_markets([PERP])
+    (path,) = tmp_path.glob("markets-*.json")
+    old = path.stat().st_mtime - 2 * 86400
+    os.utime(path, (old, old))
+    emulator.clear_requests()
+    await venues.connect(emulator, market_cache=tmp_path).load_markets([PERP])
+    assert any("exchangeInfo" in r.path or "instruments-info" in r.path
+               for r in emulator.requests)  # fmt: skip
+    assert path.stat().st_mtime > old  # and rewritten

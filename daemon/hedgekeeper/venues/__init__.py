@@ -6,6 +6,8 @@ demo starts without loading it.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from hedgekeeper.contracts import contract_kind, parse_symbol
 from hedgekeeper.exceptions import ConfigError, VenueConfigError
 from hedgekeeper.journal import Journal
@@ -44,6 +46,7 @@ def build_venue(
     mode: Mode,
     kinds: tuple[str, ...] = ("spot", "linear"),
     streams: bool = False,
+    market_cache: Path | None = None,
 ) -> Venue:
     """The raw venue of one account (not yet wrapped for paper trading)."""
     if account.sim is not None:
@@ -70,6 +73,7 @@ def build_venue(
             timeout_ms=account.timeout_ms,
             rate_limit=account.rate_limit,
             streams=streams,
+            market_cache=market_cache,
             hedge_mode=None if account.position_mode is None else account.position_mode == "hedge",
         )
     except VenueConfigError as error:
@@ -82,8 +86,11 @@ def build_venues(settings: Settings, journal: Journal) -> dict[str, Venue]:
     for name, account in settings.accounts.items():
         if account.sim is not None and settings.mode is Mode.LIVE:
             raise ConfigError(f"accounts.{name}: the sim venue cannot trade in live mode")
+        # Markets are cached beside the journal (none for an in-memory journal).
+        cache = None if journal.path is None else journal.path.parent / "markets"
         venue = build_venue(
-            name, account, settings.mode, market_types(name, settings), settings.streams.enabled
+            name, account, settings.mode, market_types(name, settings), settings.streams.enabled,
+            cache,
         )
         if settings.mode is Mode.DRY_RUN:
             venue = PaperVenue(venue, journal, settings.paper)

@@ -8,9 +8,11 @@ imported when a client is built, never at module import.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from hedgekeeper.exceptions import (
@@ -24,6 +26,7 @@ from hedgekeeper.venues import ccxt_params
 from hedgekeeper.venues.ccxt_errors import Operation, translate
 from hedgekeeper.venues.ccxt_normalize import PARSE_ERRORS
 from hedgekeeper.venues.ccxt_params import Environment
+from hedgekeeper.venues.market_cache import MarketCache
 from hedgekeeper.venues.ratelimit import READ, WRITE, TokenBucket, bucket_specs
 
 if TYPE_CHECKING:
@@ -61,6 +64,7 @@ class CcxtClient:
         timeout_ms: int,
         rate_limit: bool = True,
         streams: bool = False,
+        market_cache: Path | None = None,
     ) -> None:
         import ccxt as ccxt_errors  # every ccxt error class is exported at the top level
         import ccxt.async_support as ccxt_async
@@ -110,6 +114,12 @@ class CcxtClient:
         self._fetch2: Callable[..., Awaitable[Any]] = exchange.fetch2
         exchange.fetch2 = self._guarded_fetch2
         self.exchange: Any = exchange
+        #: Markets cached on disk (``market_cache`` is a directory), see :mod:`.market_cache`.
+        self.market_cache = None if market_cache is None else MarketCache(
+            market_cache, (exchange_id, environment, repr(exchange.urls.get("api")),
+                           ",".join(sorted(self.market_types)))
+        )  # fmt: skip
+        self._refresh: asyncio.Task[None] | None = None
         self._split = ccxt_params.profile_for(exchange_id).rate_limit_split
         #: One token bucket per rate-limit family ("" = the rest); see :mod:`.ratelimit`.
         self.buckets: dict[str, TokenBucket] = {}
@@ -224,6 +234,26 @@ class CcxtClient:
         except PARSE_ERRORS as exc:
             raise RetryableReadError(f"{self.name}: {action}: unusable reply: {exc}") from exc
 
+    async def load_markets(self) -> Any:
+        """The markets: from a fresh disk cache at once (reloaded behind), else read."""
+        cached = self.market_cache.load() if self.market_cache is not None else None
+        if cached is None:
+            markets = await self.read("load_markets", self.exchange.load_markets)
+            if self.market_cache is not None:
+                self.market_cache.save(markets)
+            return markets
+        self.exchange.set_markets(cached)
+        self._refresh = asyncio.ensure_future(self._reload_markets())
+        return self.exchange.markets
+
+    async def _reload_markets(self) -> None:
+        assert self.market_cache is not None
+        try:
+            markets = await self.read("load_markets", lambda: self.exchange.load_markets(True))
+        except HedgekeeperError:
+            return  # the cached list stays in use; the next start reads again
+        self.market_cache.save(markets)
+
     async def market(self, symbol: str) -> Any:
         """ccxt's market of a symbol, loading markets first if needed."""
         if not self.exchange.markets:
@@ -244,6 +274,9 @@ class CcxtClient:
 
     async def close(self) -> None:
         """Close the ccxt exchange; an injected session stays open (its owner closes it)."""
+        if self._refresh is not None and not self._refresh.done():
+            self._refresh.cancel()
+            await asyncio.gather(self._refresh, return_exceptions=True)
         if self._session_injected or self.exchange.session is None:
             self.exchange.timeout_on_exit = 0  # ccxt waits 250 ms for its own connector only
         await self.exchange.close()

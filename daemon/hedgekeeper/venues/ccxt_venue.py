@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import replace
 from decimal import Decimal
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from hedgekeeper.exceptions import (
@@ -82,6 +83,7 @@ class CcxtVenue:
         hedge_mode: bool | None = None,
         rate_limit: bool = True,
         streams: bool = False,
+        market_cache: Path | None = None,
     ) -> None:
         self.name = name
         self.exchange_id = exchange_id
@@ -100,6 +102,7 @@ class CcxtVenue:
             timeout_ms=timeout_ms,
             rate_limit=rate_limit,
             streams=streams,
+            market_cache=market_cache,
         )
         #: The ccxt exchange object (async_support, or ccxt.pro with ``streams``).
         self.exchange: Any = self._client.exchange
@@ -140,7 +143,7 @@ class CcxtVenue:
 
     async def load_markets(self, symbols: Iterable[str]) -> dict[str, MarketSpec]:
         """Load the configured market types once (no currencies); unknown symbols are absent."""
-        markets = await self._client.read("load_markets", self.exchange.load_markets)
+        markets = await self._client.load_markets()
         mode = int(self.exchange.precisionMode)
         unit = ccxt_params.profile_for(self.exchange_id).amount_unit
         specs = {s: norm.market_spec(markets[s], mode, unit) for s in symbols if s in markets}
