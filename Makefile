@@ -20,8 +20,10 @@ CONTROL_TOKEN ?= offline-demo-token-0001
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# --no-compile: pip would byte-compile every file of every dependency (ccxt alone has
+# thousands) before the demo starts; Python compiles the few modules the demo imports.
 $(RUN_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet --no-compile -e .
 	touch $(RUN_STAMP)
 
 $(DEV_STAMP): pyproject.toml | $(BIN)/python
