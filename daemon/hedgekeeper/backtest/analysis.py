@@ -68,8 +68,10 @@ def max_drawdown(equity: list[float]) -> float:
     """Largest fall from a running peak (USD, positive)."""
     peak, worst = -math.inf, 0.0
     for value in equity:
-        peak = max(peak, value)
-        worst = max(worst, peak - value)
+        if value > peak:
+            peak = value
+        elif peak - value > worst:
+            worst = peak - value
     return worst
 
 
@@ -206,6 +208,13 @@ def _policy(
     step: float, exact: bool,
 ) -> PolicyResult:  # fmt: skip
     """A reference policy on the group's bars (see the module docstring)."""
+    if name == "no hedge":  # nothing to simulate: the spot leg alone
+        known = [e for e in exposure if e is not None and e > 0]
+        return _finish_policy(name, [v or 0.0 for v in spot_value], spot_value,
+                              [-trace.ratio] * len(known),
+                              max((trace.ratio * e for e in known), default=0.0), 0, 0.0, 0.0,
+                              0.0, 0.0, 0, run.data.timeline.times,
+                              run.data.timeline.interval_ms)  # fmt: skip
     paper = run.settings.paper
     cost_rate = float(paper.taker_fee) + float(paper.slippage_bps) / 10_000
     account = run.settings.accounts.get(trace.account)
@@ -243,7 +252,9 @@ def _policy(
             if expo is not None and expo > 0:
                 hedge_usd = short * leg.value(mark)
                 ratios.append(hedge_usd / expo - trace.ratio)
-                residual = max(residual, abs(trace.ratio * expo - hedge_usd))
+                gap = abs(trace.ratio * expo - hedge_usd)
+                if gap > residual:
+                    residual = gap
                 notional_sum += hedge_usd
                 notional_n += 1
         value = spot_value[i]

@@ -68,11 +68,10 @@ class BacktestData:
 
 @dataclass(slots=True)
 class GroupTrace:
-    """What the engine saw and did for one group, step by step (floats, for the report).
+    """What the engine did for one group, step by step (for the report).
 
-    ``hedge`` is the short hedge in contracts *after* the step's cycle; ``exposure``,
-    ``target`` (unrounded target contracts) and ``price`` (the instrument's reference
-    price) are ``None`` when the group sat out before knowing them.
+    ``hedge`` is the short hedge in contracts *after* each step's cycle (a float); the
+    money figures come from the journal's fills and funding (:mod:`.analysis`).
     """
 
     name: str
@@ -84,8 +83,6 @@ class GroupTrace:
     holdings: dict[str, Decimal]
     #: asset -> beta, as the group's spec has them (an estimated beta: its fallback)
     betas: dict[str, Decimal] = field(default_factory=dict)
-    exposure: list[float | None] = field(default_factory=list)
-    target: list[float | None] = field(default_factory=list)
     hedge: list[float] = field(default_factory=list)
     actions: Counter[str] = field(default_factory=Counter)
     sat_out: Counter[str] = field(default_factory=Counter)
@@ -236,12 +233,6 @@ async def run_backtest(
                     filled = float(order.filled)
                     hedge += filled if order.side is Side.SELL else -filled
                 trace.orders += len(decision.orders or ())
-                trace.target.append(float(plan.target.raw_contracts))
-            else:
-                trace.target.append(None)
-            trace.exposure.append(
-                None if decision.exposure_usd is None else float(decision.exposure_usd)
-            )
             if decision.action == "skipped":
                 trace.sat_out[decision.reason] += 1
             elif decision.action == "blocked":

@@ -83,6 +83,7 @@ class BarVenue:
         self._funding = funding
         self._half_spread = spread_bps * _BPS / 2
         self._by_symbol: dict[str, tuple[MarketSpec, tuple[Any, ...]]] = {}
+        self._position_objects: dict[str, Position] = {}
 
     async def load_markets(self, symbols: Iterable[str]) -> dict[str, MarketSpec]:
         return {s: self._markets[s] for s in symbols if s in self._markets}
@@ -91,8 +92,18 @@ class BarVenue:
         return self._balances
 
     async def fetch_positions(self, symbols: Iterable[str]) -> dict[str, Position]:
-        held = self._positions
-        return {s: Position(s, held.get(s, Decimal(0))) for s in symbols if s in self._markets}
+        # The bars' account never trades (the paper venue adds its fills): one object each.
+        cached = self._position_objects
+        out: dict[str, Position] = {}
+        for symbol in symbols:
+            position = cached.get(symbol)
+            if position is None and symbol in self._markets:
+                position = cached[symbol] = Position(
+                    symbol, self._positions.get(symbol, Decimal(0))
+                )
+            if position is not None:
+                out[symbol] = position
+        return out
 
     def _columns(self, market: MarketSpec) -> tuple[Any, ...]:
         cursor = self._cursor
