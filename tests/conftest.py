@@ -99,3 +99,22 @@ def default_ports_held() -> Iterator[list[int]]:
     finally:
         for listener in held:
             listener.close()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every command a test runs without --state-dir keeps its state under a temp dir.
+
+    The default state directory is ``$XDG_STATE_HOME/hedgekeeper/<instance>``; set here
+    (and inherited by subprocesses) so that no test touches the user's real state.
+    """
+    import os
+
+    previous = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("xdg-state"))
+    os.environ.pop("STATE_DIRECTORY", None)
+    yield
+    if previous is None:
+        os.environ.pop("XDG_STATE_HOME", None)
+    else:
+        os.environ["XDG_STATE_HOME"] = previous

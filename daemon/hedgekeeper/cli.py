@@ -62,8 +62,8 @@ StateDirOption = Annotated[
     Path | None,
     typer.Option(
         "--state-dir",
-        help="Where the journal lives (default: state_dir from config, "
-        "$STATE_DIRECTORY under systemd, else ./state).",
+        help="Where the journal lives (default: state_dir from config, $STATE_DIRECTORY "
+        "under systemd, else ~/.local/state/hedgekeeper/<instance>).",
         file_okay=False,
     ),
 ]
@@ -84,15 +84,10 @@ def _echo_config_error(error: Exception) -> None:
         _fail_config(str(error))
 
 
-def _state_dir(cli_value: Path | None, configured: Path | None) -> Path:
-    if cli_value is not None:
-        return cli_value
-    if configured is not None:
-        return configured
-    systemd = os.environ.get("STATE_DIRECTORY")
-    if systemd:
-        return Path(systemd.split(":")[0])  # systemd may list several, colon-separated
-    return Path("state")
+def _state_dir(cli_value: Path | None, settings: Any) -> Path:
+    from hedgekeeper.statedir import resolve_state_dir
+
+    return resolve_state_dir(cli_value, settings)
 
 
 def _load(config: Path) -> Any:
@@ -146,6 +141,11 @@ def run(
     live: Annotated[
         bool, typer.Option("--live", help='Required, with mode = "live", to trade for real.')
     ] = False,
+    adopt_state: Annotated[
+        bool,
+        typer.Option("--adopt-state", help="Take over a state directory whose journal belongs "
+                     "to another configuration (instance, accounts, mode)."),
+    ] = False,
 ) -> None:
     """Run the daemon: hedge every group each poll interval until SIGTERM or SIGINT."""
     settings = _load(config)
@@ -168,22 +168,46 @@ def run(
         config=redacted(settings, exclude_defaults=True),
     )
     log.debug("config.effective", config_hash=config_hash(settings), config=redacted(settings))
-    code = asyncio.run(_run(settings, _state_dir(state_dir, settings.state_dir), log))
+    code = asyncio.run(
+        _run(settings, _state_dir(state_dir, settings), log, config=config, adopt=adopt_state)
+    )
     raise typer.Exit(code)
 
 
-async def _run(settings: Any, state_dir: Path, log: Any) -> int:
+async def _run(settings: Any, state_dir: Path, log: Any, *, config: Path | None = None,
+               adopt: bool = False) -> int:  # fmt: skip
     from hedgekeeper import __version__
     from hedgekeeper.engine import Engine
     from hedgekeeper.groups import resolve_auto
     from hedgekeeper.journal import Journal
     from hedgekeeper.ops import Operations
+    from hedgekeeper.statedir import check_identity
+    from hedgekeeper.statelock import StateLock, StateLockError
     from hedgekeeper.venues import build_venues
 
+    log.info("state.directory", state_dir=str(state_dir))
+    try:
+        # One writer per state directory, taken before the journal is opened for writing.
+        lock = StateLock.acquire(state_dir, config=config)
+    except StateLockError as error:
+        log.error("daemon.refused", error=str(error))
+        _echo_config_error(error)
+        return EXIT_CONFIG
     try:
         journal = Journal(state_dir / "journal.db")
-    except JournalError as error:  # an unwritable state volume will not heal by restarting
-        log.error("daemon.failed", error=f"{error} (can uid {os.getuid()} write {state_dir}?)")
+    except JournalError as error:  # damaged, or an unwritable volume: no restart heals it
+        log.error("daemon.failed", error=f"{error} (can uid {os.getuid()} write {state_dir}?)"
+                  if "damaged" not in str(error) else str(error))  # fmt: skip
+        _echo_config_error(error)
+        lock.release()
+        return EXIT_CONFIG
+    try:
+        check_identity(journal, settings, adopt=adopt)
+    except ConfigError as error:
+        log.error("daemon.config_invalid", error=str(error))
+        _echo_config_error(error)
+        journal.close()
+        lock.release()
         return EXIT_CONFIG
     engine: Engine | None = None
     ops: Operations | None = None
@@ -195,7 +219,7 @@ async def _run(settings: Any, state_dir: Path, log: Any) -> int:
             log.error("daemon.config_invalid", error=str(error))
             _echo_config_error(error)
             return EXIT_CONFIG
-        engine = Engine(settings, venues, journal)
+        engine = Engine(settings, venues, journal, lock=lock)
         ops = Operations(engine, log, version=__version__)
         ops.starting()
         try:
@@ -248,6 +272,7 @@ async def _run(settings: Any, state_dir: Path, log: Any) -> int:
         if engine is not None:
             await engine.close()
         journal.close()
+        lock.release()
 
 
 _BACKGROUND: set[asyncio.Task[Any]] = set()
@@ -279,7 +304,8 @@ def plan(
     """Run one cycle without sending or journaling anything, and show the plan."""
     settings = _load(config)
     log = _setup_logging(settings)
-    directory = _state_dir(state_dir, settings.state_dir)
+    directory = _state_dir(state_dir, settings)
+    log.info("state.directory", state_dir=str(directory), access="read-only")
     from hedgekeeper.groups import parse_instant
 
     try:
@@ -302,13 +328,20 @@ async def _plan(
     from hedgekeeper.engine import Engine
     from hedgekeeper.groups import resolve_auto
     from hedgekeeper.journal import Journal
+    from hedgekeeper.statedir import check_identity
     from hedgekeeper.venues import build_venues
 
-    # Read the running daemon's journal if there is one (paper positions live there);
-    # otherwise plan against an empty in-memory journal and leave no files behind.
+    # Read the running daemon's journal if there is one (paper positions live there),
+    # read-only: plan never writes to it, and its venues have no write methods at all.
+    # Without one, plan against an empty in-memory journal and leave no files behind.
     path = state_dir / "journal.db"
-    journal = Journal(path if path.exists() else None)
-    venues = build_venues(settings, journal)
+    try:
+        journal = Journal(path if path.exists() else None, read_only=True)
+        check_identity(journal, settings, record=False)
+        venues = build_venues(settings, journal, read_only=True)
+    except (ConfigError, JournalError) as error:
+        _fail_config(str(error))
+        return EXIT_CONFIG
     engine: Engine | None = None
     try:
         settings = await resolve_auto(settings, venues)  # instruments = { X = "auto" }

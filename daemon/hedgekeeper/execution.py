@@ -262,6 +262,7 @@ class Executor:
         """
         instance = self.settings.instance
         adopted, cancelled = 0, 0
+        empty_journal = self.journal.is_empty()
         accounts = sorted({h.hedge_account for h in self.settings.hedges})
         # One open-orders read per account, all accounts at once; it serves the orphan
         # check and the journal's unresolved orders both.
@@ -276,6 +277,23 @@ class Executor:
         for account, listed in zip(accounts, listings, strict=True):
             venue = self.venues[account]
             open_by_account[account] = listed
+            ours = [i for i in listed if group_code_of(i.client_order_id, instance) is not None]
+            # The client-id sequence never goes backwards: past every id the venue shows.
+            seqs = [int(i.client_order_id[-10:]) for i in ours]
+            if seqs:
+                self.journal.advance_sequence(max(seqs))
+            if ours and empty_journal:
+                # A journal with no orders while the venue holds ours: it was lost or
+                # replaced. Trading on would ignore those orders: halt and say why.
+                reason = (f"the journal is empty but {account} holds {len(ours)} working "
+                          f"order(s) with prefix {instance!r}: journal lost or replaced?")
+                log.error("reconcile.journal_empty_with_orders", account=account,
+                          orders=[i.client_order_id for i in ours])  # fmt: skip
+                if self.journal.trading_state() is not TradingState.HALTED:
+                    self.journal.set_trading_state(TradingState.HALTED, "start-up", reason)
+                    self.events.publish("alert", kind="halted", source="start-up",
+                                        reason=reason)  # fmt: skip
+                continue  # left for the operator: nothing is cancelled or adopted
             known = {o.request.client_order_id for o in self._unresolved.values()}
             for info in listed:
                 if info.client_order_id in known:

@@ -12,6 +12,7 @@ a crash is still there after it.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import sqlite3
 import string
@@ -148,6 +149,10 @@ def _wall_clock() -> float:
     return time.time()
 
 
+#: Order sequences reserved ahead in the sidecar file at a time (one fsync per this many).
+_SEQ_RESERVE = 100
+
+
 def _dec(value: str | None) -> Decimal | None:
     return None if value is None else Decimal(value)
 
@@ -155,26 +160,144 @@ def _dec(value: str | None) -> Decimal | None:
 class Journal:
     """The daemon's durable memory; see the module docstring."""
 
-    def __init__(self, path: Path | None, *, clock: Callable[[], float] | None = None) -> None:
+    def __init__(self, path: Path | None, *, clock: Callable[[], float] | None = None,
+                 read_only: bool = False) -> None:  # fmt: skip
         """Open (creating if needed) the journal at ``path``; ``None`` keeps it in memory.
 
         ``clock`` dates cycles, orders and fills (a backtest passes market time); by
         default ``time.time``, looked up at each call (tests shift the wall clock).
+        A file journal opened for writing is checked first (``PRAGMA quick_check``):
+        damage raises :class:`JournalError` with a recovery hint rather than letting a
+        daemon trade on a journal whose cycles would fail. ``read_only`` opens an
+        existing file without any write (``plan`` beside a running daemon).
         """
         self.path = path
         self._now: Callable[[], float] = clock if clock is not None else _wall_clock
+        self.read_only = read_only and path is not None
         try:
+            if self.read_only:
+                assert path is not None
+                self._db = sqlite3.connect(
+                    f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None
+                )
+                self._db.execute("PRAGMA busy_timeout=5000")
+                version = self._db.execute("PRAGMA user_version").fetchone()[0]
+                if version != SCHEMA_VERSION:
+                    raise JournalError(
+                        f"journal {path} has schema {version}, this hedgekeeper reads "
+                        f"{SCHEMA_VERSION}: run the daemon once to upgrade it"
+                    )
+                self._load_sequence()
+                return
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(
                 str(path) if path is not None else ":memory:", isolation_level=None
             )
+            self._db.execute("PRAGMA busy_timeout=5000")
+            if path is not None:
+                self._check_integrity(path)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA busy_timeout=5000")
             self._migrate()
+            if path is not None:
+                self._restore_sidecars()
+            self._load_sequence()
         except (sqlite3.Error, OSError) as error:  # OSError: the state directory's mkdir
             raise JournalError(f"cannot open journal {path}: {error}") from error
+
+    def _check_integrity(self, path: Path) -> None:
+        rows = [r[0] for r in self._db.execute("PRAGMA quick_check").fetchall()]
+        if rows != ["ok"]:
+            detail = "; ".join(str(r) for r in rows[:3])
+            self._db.close()
+            raise JournalError(
+                f"journal {path} is damaged ({detail}). Nothing was sent. Recovery: stop "
+                f"every hedgekeeper on this state directory, move {path.name} and its -wal/-shm "
+                "files aside (keep them for the post-mortem), and start again: the daemon "
+                "then starts HALTED if the exchange still holds orders with its prefix, and "
+                "the halt and the order sequence survive in the files beside the journal"
+            )
+
+    # -- sidecars: what must survive the loss of the journal itself -----------------------
+
+    @property
+    def _halt_file(self) -> Path | None:
+        return None if self.path is None else self.path.with_name(self.path.name + ".halted")
+
+    @property
+    def _seq_file(self) -> Path | None:
+        return None if self.path is None else self.path.with_name(self.path.name + ".seq")
+
+    def _restore_sidecars(self) -> None:
+        """A halt the journal lost (wiped, WAL lost) comes back from its sidecar."""
+        halt = self._halt_file
+        if halt is not None and halt.exists() and self._get("trading_state") != "halted":
+            reason = halt.read_text(encoding="utf-8", errors="replace").strip()[:500]
+            with self.transaction() as db:
+                self._put(db, "trading_state", TradingState.HALTED.value)
+                db.execute(
+                    "INSERT INTO operator_actions (at, action, source, detail) "
+                    "VALUES (?, ?, ?, ?)",
+                    (self._now(), "state:halted", "halt file",
+                     f"restored from {halt.name}: {reason or 'halted'}"),
+                )  # fmt: skip
+
+    def _load_sequence(self) -> None:
+        """The order-sequence floor: ids at or below it are never issued again.
+
+        Sequences are reserved in blocks in a sidecar file (fsync'd) *before* they are
+        used. At open, the whole reserved block counts as used: after a crash that lost
+        the journal's last writes, which of them went out is not known.
+        """
+        self._seq_reserved = 0
+        seq_file = self._seq_file
+        if seq_file is not None:
+            try:
+                self._seq_reserved = int(seq_file.read_text(encoding="ascii").strip() or 0)
+            except (OSError, ValueError):
+                self._seq_reserved = 0
+        self._seq_floor = max(int(self._get("seq_floor") or 0), self._seq_reserved)
+
+    def sequence_floor(self) -> int:
+        """Order sequences at or below this are never issued again."""
+        return self._seq_floor
+
+    def advance_sequence(self, seq: int) -> None:
+        """Never issue an order sequence at or below ``seq`` again (e.g. seen at the venue)."""
+        if seq <= self._seq_floor:
+            return
+        with self.transaction() as db:
+            self._put(db, "seq_floor", str(seq))
+        self._seq_floor = seq
+        if seq > self._seq_reserved and self._seq_file is not None:
+            self._write_seq_file(seq)
+            self._seq_reserved = seq
+
+    def _write_seq_file(self, seq: int) -> None:
+        seq_file = self._seq_file
+        if seq_file is None:
+            return
+        tmp = seq_file.with_name(seq_file.name + ".tmp")
+        with open(tmp, "w", encoding="ascii") as handle:
+            handle.write(str(seq))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, seq_file)
+
+    def identity(self) -> dict[str, Any] | None:
+        """What this journal hedges (instance, accounts and exchanges, mode), once recorded."""
+        value = self._get("identity")
+        return None if value is None else dict(json.loads(value))
+
+    def set_identity(self, identity: dict[str, Any]) -> None:
+        """Record (or, with the operator's explicit consent, replace) the identity."""
+        with self.transaction() as db:
+            self._put(db, "identity", json.dumps(identity, sort_keys=True))
+
+    def is_empty(self) -> bool:
+        """True when this journal has never recorded an order."""
+        return self._db.execute("SELECT 1 FROM orders LIMIT 1").fetchone() is None
 
     def _migrate(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -209,7 +332,8 @@ class Journal:
     def close(self) -> None:
         """Checkpoint and close the database."""
         try:
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            if not self.read_only:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             self._db.close()
 
@@ -266,7 +390,17 @@ class Journal:
         return TradingState(value) if value else TradingState.ACTIVE
 
     def set_trading_state(self, state: TradingState, source: str, reason: str) -> None:
-        """Persist a trading-state change and who made it."""
+        """Persist a trading-state change and who made it.
+
+        A halt is also written beside the journal (``journal.db.halted``), so that it
+        survives the loss of the journal itself; leaving HALTED removes it.
+        """
+        halt = self._halt_file
+        if halt is not None:
+            if state is TradingState.HALTED:
+                halt.write_text(f"{source}: {reason}\n", encoding="utf-8")
+            else:
+                halt.unlink(missing_ok=True)
         with self.transaction() as db:
             self._put(db, "trading_state", state.value)
             db.execute(
@@ -453,7 +587,12 @@ class Journal:
         epoch = self.epoch()
         with self.transaction() as db:
             row = db.execute("SELECT MAX(seq) FROM orders").fetchone()
-            seq = int(row[0] or 0) + 1
+            seq = max(int(row[0] or 0), self._seq_floor) + 1
+            if seq > self._seq_reserved and self._seq_file is not None:
+                # Reserve ahead in the sidecar *before* the id exists: a journal that
+                # loses its last writes (WAL gone) can never issue this id again.
+                self._write_seq_file(seq + _SEQ_RESERVE)
+                self._seq_reserved = seq + _SEQ_RESERVE
             client_order_id = f"{instance}{group_code}{epoch}{seq:010d}"
             db.execute(
                 "INSERT INTO orders (client_order_id, seq, group_name, account, symbol, side, "

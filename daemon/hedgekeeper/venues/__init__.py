@@ -7,6 +7,7 @@ demo starts without loading it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 from hedgekeeper.contracts import contract_kind, parse_symbol
 from hedgekeeper.exceptions import ConfigError, VenueConfigError
@@ -47,8 +48,14 @@ def build_venue(
     kinds: tuple[str, ...] = ("spot", "linear"),
     streams: bool = False,
     market_cache: Path | None = None,
+    *,
+    read_only: bool = False,
 ) -> Venue:
-    """The raw venue of one account (not yet wrapped for paper trading)."""
+    """The raw venue of one account (not yet wrapped for paper trading).
+
+    ``read_only`` (and ``dry-run``) makes the ccxt client refuse every private write
+    before it is signed — a second lock behind :class:`~hedgekeeper.gate.ReadOnlyVenue`.
+    """
     if account.sim is not None:
         return SimVenue(name, account.sim)
     try:
@@ -66,7 +73,7 @@ def build_venue(
             secret=_secret(getattr(account, f"{prefix}secret")),
             password=_secret(getattr(account, f"{prefix}password")),
             environment=account.testnet_environment if testnet else "live",
-            read_only=mode is Mode.DRY_RUN,
+            read_only=read_only or mode is Mode.DRY_RUN,
             api_host=account.api_host,
             market_types=kinds,
             options=account.options,
@@ -80,8 +87,15 @@ def build_venue(
         raise ConfigError(f"accounts.{name}.exchange: {error}") from error
 
 
-def build_venues(settings: Settings, journal: Journal) -> dict[str, Venue]:
-    """One venue per account; in ``dry-run`` each is wrapped in the paper venue."""
+def build_venues(settings: Settings, journal: Journal, *,
+                 read_only: bool = False) -> dict[str, Venue]:  # fmt: skip
+    """One venue per account; in ``dry-run`` each is wrapped in the paper venue.
+
+    ``read_only`` (``plan``, ``check``, ``status``): each is a
+    :class:`~hedgekeeper.gate.ReadOnlyVenue`, which has no write methods at all.
+    """
+    from hedgekeeper.gate import ReadOnlyVenue
+
     venues: dict[str, Venue] = {}
     for name, account in settings.accounts.items():
         if account.sim is not None and settings.mode is Mode.LIVE:
@@ -90,9 +104,11 @@ def build_venues(settings: Settings, journal: Journal) -> dict[str, Venue]:
         cache = None if journal.path is None else journal.path.parent / "markets"
         venue = build_venue(
             name, account, settings.mode, market_types(name, settings), settings.streams.enabled,
-            cache,
+            None if read_only else cache,  # plan writes nothing, not even a cache
+            read_only=read_only,
         )
         if settings.mode is Mode.DRY_RUN:
             venue = PaperVenue(venue, journal, settings.paper)
-        venues[name] = venue
+        # Typed as Venue for the engine's reads; a write on it has no method to call.
+        venues[name] = cast(Venue, ReadOnlyVenue(venue)) if read_only else venue
     return venues

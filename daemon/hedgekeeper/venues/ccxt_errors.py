@@ -143,6 +143,7 @@ CODE_TABLE: Mapping[str, Mapping[str, ErrorKind]] = {
             ErrorKind.REJECTED,
         ),
         **dict.fromkeys(["-4046", "-4059"], ErrorKind.NO_CHANGE),
+        "-4116": ErrorKind.DUPLICATE,  # ClientOrderId is duplicated: look it up
         **dict.fromkeys(["-1121", "-4028", "-4048", "-4061", "-4067", "-4068"], ErrorKind.CONFIG),
     },
     "bybit": {
@@ -152,6 +153,7 @@ CODE_TABLE: Mapping[str, Mapping[str, ErrorKind]] = {
         **dict.fromkeys(["110001", "170213"], ErrorKind.NOT_FOUND),
         **dict.fromkeys(["110004", "110007", "110017", "110094"], ErrorKind.REJECTED),
         **dict.fromkeys(["110025", "110026", "110043"], ErrorKind.NO_CHANGE),
+        "110072": ErrorKind.DUPLICATE,  # OrderLinkedID is duplicate: look it up
     },
     "okx": {
         **dict.fromkeys(["50001", "50004", "50011", "50013", "50026"], ErrorKind.TRANSIENT),
