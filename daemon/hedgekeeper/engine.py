@@ -96,7 +96,7 @@ class Engine:
         self.price_sources: dict[str, dict[str, tuple[str, str]]] = {}
         self.events = EventBus()
         self.log = get_logger()
-        self.executor = Executor(settings, venues, journal, self.events, clock=clock)
+        self.executor = Executor(settings, self.venues, journal, self.events, clock=clock)
         self.decider = Decider(self)
         self.funding = FundingCollector(self)
         self.betas = BetaBook(self)  # "estimate" betas (betas.py)
@@ -514,9 +514,11 @@ class Engine:
 
     async def flatten(self, source: str, reason: str = "operator flatten") -> dict[str, Any]:
         """Close every hedge with reduce-only orders, then halt."""
-        cancelled = await self.executor.cancel_working(self.log)
+        # State first, then the cancels: a sliced execution under way meets REDUCING at
+        # the gate on its very next child, not after these cancels come back.
         self.journal.set_flag("flatten", True)
         self._set_state(TradingState.REDUCING, source, reason)
+        cancelled = await self.executor.cancel_working(self.log)
         self.journal.record_action("flatten", source, f"{reason}; cancelled {cancelled}")
         self.hedge_now()
         return {"state": TradingState.REDUCING.value, "flattening": True, "cancelled": cancelled}

@@ -36,7 +36,7 @@ from hedgekeeper.exceptions import (
     VenueError,
 )
 from hedgekeeper.expected import ExpectedPositions
-from hedgekeeper.gate import WriteRefused
+from hedgekeeper.gate import GatedVenue, ReadOnlyVenue, WriteRefused
 from hedgekeeper.journal import Journal, JournaledOrder
 from hedgekeeper.model import (
     GroupSpec,
@@ -76,6 +76,11 @@ class Executor:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
+        unguarded = sorted(n for n, v in venues.items()
+                           if not isinstance(v, GatedVenue | ReadOnlyVenue))  # fmt: skip
+        if unguarded:
+            # Structural: the executor writes only through the gate (or cannot write).
+            raise TypeError(f"venues {unguarded} are not behind the write gate")
         self.venues = venues
         self.journal = journal
         self.events = events
@@ -118,6 +123,12 @@ class Executor:
         once, so it ended cancelled.
         """
         cid = order.request.client_order_id
+        # Always from the latest record: a caller may hold a copy taken before an await
+        # (a halt's cancel racing the create's reply), and a fill counted from a stale
+        # copy would be booked twice.
+        latest = self._unresolved.get(cid) or self.journal.order(cid)
+        if latest is not None:
+            order = latest
         raw_status = info.status
         if info.status is OrderStatus.FILLED and info.filled < order.request.amount:
             info = replace(info, status=OrderStatus.CANCELED)
@@ -494,6 +505,10 @@ class Executor:
     async def _cancel(self, order: JournaledOrder, log: Any, why: str) -> bool:
         venue = self.venues[order.account]
         cid = order.request.client_order_id
+        current = self._unresolved.get(cid)
+        if current is None:
+            return False  # resolved meanwhile (e.g. filled while a halt was under way)
+        order = current
         try:
             info = await venue.cancel_order(order.request.symbol, cid)
         except WriteRefused as error:

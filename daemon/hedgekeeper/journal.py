@@ -207,9 +207,9 @@ class Journal:
             raise JournalError(f"cannot open journal {path}: {error}") from error
 
     def _check_integrity(self, path: Path) -> None:
-        rows = [r[0] for r in self._db.execute("PRAGMA quick_check").fetchall()]
+        rows = [str(r[0]) for r in self._db.execute("PRAGMA quick_check(3)").fetchall()]
         if rows != ["ok"]:
-            detail = "; ".join(str(r) for r in rows[:3])
+            detail = " ".join("; ".join(rows).split())[:300]
             self._db.close()
             raise JournalError(
                 f"journal {path} is damaged ({detail}). Nothing was sent. Recovery: stop "

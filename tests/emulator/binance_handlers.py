@@ -388,7 +388,7 @@ class BinanceHandlers:
     async def position_risk(self, ctx: RequestContext) -> web.Response:
         """``GET /fapi/v3/positionRisk`` (open positions only) or ``/fapi/v2`` (all)."""
         v2 = ctx.request.path.startswith("/fapi/v2")
-        acct = ctx.acct
+        acct = ctx.acct.position_view()  # may lag a fill (faults)
         sides = ["LONG", "SHORT"] if acct.hedge_mode else ["BOTH"]
         items = []
         for m in self._markets(ctx):

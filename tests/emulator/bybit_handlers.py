@@ -225,7 +225,7 @@ class BybitHandlers:
     async def positions(self, ctx: RequestContext) -> web.Response:
         """``/v5/position/list``: with a symbol every side, else only non-zero sizes."""
         market = self._market(ctx, required=False)
-        acct = ctx.acct
+        acct = ctx.acct.position_view()  # may lag a fill (faults)
         sides = ["LONG", "SHORT"] if acct.hedge_mode else ["BOTH"]
         items = []
         for m in [market] if market else ctx.engine.markets_of_kind("linear"):

@@ -211,6 +211,10 @@ class Emulator:
         )
         self._changed()
 
+    def lag_position_reads(self, api_key: str, reads: int) -> None:
+        """The next ``reads`` position reads of this key show today's positions (lag)."""
+        self.engine.accounts[api_key].lag_positions(reads)
+
     def set_leverage(self, api_key: str, symbol: str, leverage: int) -> None:
         """Set a symbol's leverage directly."""
         self.engine.accounts[api_key].leverage[symbol] = leverage

@@ -7,7 +7,7 @@ and translate :class:`Rejected` kinds into the venue's error codes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import StrEnum
 
@@ -284,6 +284,23 @@ class Account:
     fills: list[Fill] = field(default_factory=list)
     transfers: list[Transfer] = field(default_factory=list)
     funding_payments: list[FundingPayment] = field(default_factory=list)
+    #: a lagging position endpoint: this many position reads still show ``lag_view``
+    lagging_reads: int = 0
+    lag_view: dict[tuple[str, str], Position] = field(default_factory=dict)
+
+    def lag_positions(self, reads: int) -> None:
+        """The next ``reads`` position reads show the positions as they are *now*
+        (what an eventually consistent position endpoint does after a fill)."""
+        self.lag_view = {k: replace(p) for k, p in self.positions.items()}
+        self.lagging_reads = reads
+
+    def position_view(self) -> Account:
+        """The account as one position read sees it (consumes one lagging read)."""
+        if self.lagging_reads <= 0:
+            return self
+        self.lagging_reads -= 1
+        return replace(self, positions={k: replace(p) for k, p in self.lag_view.items()},
+                       lagging_reads=0)  # fmt: skip
 
     # -- wallets ---------------------------------------------------------
     def collateral(self) -> Decimal:

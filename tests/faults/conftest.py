@@ -50,6 +50,7 @@ async def rig(emu: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         yield made
     finally:
         await made.close()
+        made.release()
         if made.journal is not None:
             made.journal.close()
 
@@ -64,6 +65,7 @@ async def binance_rig(binance: Emulator, tmp_path: Path,
         yield made
     finally:
         await made.close()
+        made.release()
         if made.journal is not None:
             made.journal.close()
 

@@ -32,6 +32,7 @@ from hedgekeeper.journal import Journal
 from hedgekeeper.logs import configure_logging
 from hedgekeeper.model import OrderStatus
 from hedgekeeper.settings import load_settings
+from hedgekeeper.statelock import StateLock
 from hedgekeeper.venues import build_venues
 from tests.emulator import Emulator
 from tests.emulator.state import OrderStatus as EmuStatus
@@ -147,6 +148,7 @@ class Rig:
     workdir: Path
     engine: Engine | None = None
     journal: Journal | None = None
+    lock: StateLock | None = None
     cycles: int = 0
     #: the largest short seen after any cycle, and the largest target seen so far
     peak_short: Decimal = field(default_factory=Decimal)
@@ -175,9 +177,13 @@ class Rig:
         path = self.workdir / "config.toml"
         path.write_text(config)
         settings = load_settings(path)
+        if self.lock is None:
+            # Like `run`: the state directory is this engine's alone while it lives.
+            self.lock = StateLock.acquire(self.workdir, config=path)
         if self.journal is None:
             self.journal = Journal(self.workdir / "journal.db")
-        self.engine = Engine(settings, build_venues(settings, self.journal), self.journal)
+        self.engine = Engine(settings, build_venues(settings, self.journal), self.journal,
+                             lock=self.lock)  # fmt: skip
         self.engine.events.add_listener(self.events.append)
         await self.engine.start()
         return self.engine
@@ -186,6 +192,12 @@ class Rig:
         if self.engine is not None:
             await self.engine.close()
             self.engine = None
+
+    def release(self) -> None:
+        """Give up the state lock (a process that ended)."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
     # -- driving -------------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ from hypothesis.stateful import (
 from hedgekeeper.events import EventBus
 from hedgekeeper.exceptions import OrderRejectedError, UnknownOutcomeError, VenueError
 from hedgekeeper.execution import Executor
+from hedgekeeper.gate import GatedVenue, WriteGate
 from hedgekeeper.journal import Journal
 from hedgekeeper.model import (
     MarketKind,
@@ -235,8 +236,9 @@ class OrderLifecycle(RuleBasedStateMachine):
     @initialize(lookup_attempts=st.integers(1, 4))
     def start(self, lookup_attempts: int) -> None:
         self.settings = make_settings(lookup_attempts)
-        self.executor = Executor(self.settings, {ACCOUNT: self.venue}, self.journal,  # type: ignore[dict-item]
-                                 EventBus(), clock=self.clock)  # fmt: skip
+        gate = WriteGate(self.journal, 1_000_000, clock=self.clock)
+        self.executor = Executor(self.settings, {ACCOUNT: GatedVenue(self.venue, gate)},  # type: ignore[arg-type]
+                                 self.journal, EventBus(), clock=self.clock)  # fmt: skip
         self.executor.load({ACCOUNT: {PERP: MARKET}})
         self.group = self.settings.group_specs()[0]
 
