@@ -190,7 +190,7 @@ async def _run(settings: Any, state_dir: Path, log: Any, *, config: Path | None 
         # One writer per state directory, taken before the journal is opened for writing.
         lock = StateLock.acquire(state_dir, config=config)
     except StateLockError as error:
-        log.error("daemon.refused", error=str(error))
+        log.error("daemon.refused" if error.busy else "daemon.failed", error=str(error))
         _echo_config_error(error)
         return EXIT_CONFIG
     try:

@@ -14,6 +14,12 @@ learned since, each with the time it was learned. At the next read:
 * otherwise (no recent fill, another direction, or the window has passed): the
   exchange's figure is adopted, and that is said when it contradicts our fills.
 
+A read can also run *ahead*: it shows a fill the daemon learns of only afterwards (Bybit
+replies without fills; the look-up comes after that cycle's read). Such a movement is
+adopted and remembered as unexplained for the settle window; a fill learned within that
+window in the same direction is taken as already shown, up to the unexplained amount,
+so it is not counted twice.
+
 Pure bookkeeping; times are the engine clock's.
 """
 
@@ -41,6 +47,15 @@ class Verdict:
 class _Track:
     confirmed: Decimal | None = None
     fills: list[tuple[float, Decimal]] = field(default_factory=list)
+    #: movement adopted without a fill to explain it, and when it was read
+    unexplained: Decimal = _ZERO
+    unexplained_at: float = 0.0
+
+    def adopt(self, contracts: Decimal, expected: Decimal | None, at: float) -> None:
+        if expected is not None and contracts != expected:
+            self.unexplained += contracts - expected
+            self.unexplained_at = at
+        self.confirmed = contracts
 
 
 class ExpectedPositions:
@@ -52,7 +67,17 @@ class ExpectedPositions:
 
     def on_fill(self, account: str, symbol: str, signed: Decimal, at: float) -> None:
         """A fill learned at ``at``: ``signed`` contracts (negative = sold)."""
-        self._tracks.setdefault((account, symbol), _Track()).fills.append((at, signed))
+        track = self._tracks.setdefault((account, symbol), _Track())
+        if track.unexplained and at - track.unexplained_at < self.settle_seconds:
+            if (track.unexplained > 0) == (signed > 0):
+                shown = min(abs(track.unexplained), abs(signed))
+                shown = shown if signed > 0 else -shown
+                track.unexplained -= shown  # a read already showed this much of it
+                signed -= shown
+        else:
+            track.unexplained = _ZERO
+        if signed:
+            track.fills.append((at, signed))
 
     def expected(self, account: str, symbol: str) -> Decimal | None:
         """The confirmed read plus every fill since (``None`` before the first read)."""
@@ -68,7 +93,8 @@ class ExpectedPositions:
         before = [f for t, f in track.fills if t <= taken_at]
         after = [(t, f) for t, f in track.fills if t > taken_at]
         if track.confirmed is None or not track.fills:
-            track.confirmed, track.fills = contracts, after
+            track.adopt(contracts, track.confirmed, taken_at)
+            track.fills = after
             return Verdict(False, contracts)
         early = sum(before, _ZERO)
         expected = track.confirmed + early
@@ -89,7 +115,8 @@ class ExpectedPositions:
                     f"(fill {now - last_fill:.1f}s ago, settle window {self.settle_seconds:g}s)"
                 ),
             )  # fmt: skip
-        track.confirmed, track.fills = contracts, after
+        track.adopt(contracts, expected, taken_at)
+        track.fills = after
         return Verdict(
             False, expected, adopted=True,
             reason=f"position read {contracts} adopted; fills since the last read said {expected}",

@@ -232,10 +232,11 @@ class Journal:
     def _restore_sidecars(self) -> None:
         """A halt the journal lost (wiped, WAL lost) comes back from its sidecar."""
         halt = self._halt_file
-        if halt is not None and halt.exists() and self._get("trading_state") != "halted":
+        # Journal._get/_put, not the overridable ones: subclasses are not set up yet.
+        if halt is not None and halt.exists() and Journal._get(self, "trading_state") != "halted":
             reason = halt.read_text(encoding="utf-8", errors="replace").strip()[:500]
             with self.transaction() as db:
-                self._put(db, "trading_state", TradingState.HALTED.value)
+                Journal._put(self, db, "trading_state", TradingState.HALTED.value)
                 db.execute(
                     "INSERT INTO operator_actions (at, action, source, detail) "
                     "VALUES (?, ?, ?, ?)",
@@ -257,7 +258,7 @@ class Journal:
                 self._seq_reserved = int(seq_file.read_text(encoding="ascii").strip() or 0)
             except (OSError, ValueError):
                 self._seq_reserved = 0
-        self._seq_floor = max(int(self._get("seq_floor") or 0), self._seq_reserved)
+        self._seq_floor = max(int(Journal._get(self, "seq_floor") or 0), self._seq_reserved)
 
     def sequence_floor(self) -> int:
         """Order sequences at or below this are never issued again."""

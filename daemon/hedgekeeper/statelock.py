@@ -33,7 +33,11 @@ LOCK_NAME = "hedgekeeper.lock"
 
 
 class StateLockError(HedgekeeperError):
-    """The state directory is owned by another process (or cannot be locked)."""
+    """The state directory is owned by another process (``busy``) or is not writable."""
+
+    def __init__(self, message: str, *, busy: bool) -> None:
+        super().__init__(message)
+        self.busy = busy
 
 
 class StateLockLost(HedgekeeperError):
@@ -81,8 +85,9 @@ class StateLock:
             fd = os.open(state_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as error:
             raise StateLockError(
-                f"state directory {state_dir}: cannot create the lock file: "
-                f"{error.strerror or error}"
+                f"state directory {state_dir} is not writable, so no journal can be opened "
+                f"there ({error.strerror or error}; can uid {os.getuid()} write it?)",
+                busy=False,
             ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -91,7 +96,8 @@ class StateLock:
             holder = lock_holder(state_dir)
             raise StateLockError(
                 f"state directory {state_dir} is in use by {_describe(holder)}; "
-                "stop that process first, or give this one another --state-dir"
+                "stop that process first, or give this one another --state-dir",
+                busy=True,
             ) from None
         info = {
             "pid": os.getpid(),

@@ -168,6 +168,14 @@ async def test_orphan_orders_are_cancelled_or_adopted_at_start(tmp_path: Path) -
     engine, journal, _, paper, _ = build(tmp_path, hedge='execution = "maker"')
     await paper.load_markets(["BTC/USDT:USDT"])
     epoch = journal.epoch()
+    # A journal with history (an empty one facing our orders starts HALTED instead:
+    # tests/faults/test_safety.py::test_empty_journal_with_our_orders_at_the_venue_...).
+    earlier = journal.new_order(
+        instance="hk", group_code="btc", group="btc", account="demo", symbol="BTC/USDT:USDT",
+        side=Side.SELL, amount=D(1), order_type=OrderType.LIMIT, price=D(1), reduce_only=False,
+        post_only=False, reason="earlier", cycle=None,
+    )  # fmt: skip
+    journal.update_order(earlier.client_order_id, OrderStatus.REJECTED)
     orphan = f"hkbtc{epoch}0000000077"
     await paper.submit_order(OrderRequest(orphan, "BTC/USDT:USDT", Side.SELL, D(10),
                                           OrderType.LIMIT, D(80000), post_only=True))  # fmt: skip
