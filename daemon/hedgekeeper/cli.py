@@ -123,15 +123,27 @@ def _setup_logging(settings: Any) -> Any:
 
 
 @app.command()
-def check(config: ConfigOption) -> None:
-    """Validate the configuration file; exit 0 if valid, 2 if not."""
+def check(config: ConfigOption, state_dir: StateDirOption = None) -> None:
+    """Validate everything ``run`` would, short of the network; exit 0 if valid, 2 if not."""
     settings = _load(config)
+    directory = _state_dir(state_dir, settings)
+    _preflight(settings, directory)
     configured = settings.__dict__.get("_configured", settings.hedges)  # before legs
     legs = f" ({len(settings.hedges)} legs)" if len(configured) != len(settings.hedges) else ""
     typer.echo(
         f"ok: mode {settings.mode.value}, {len(settings.accounts)} account(s), "
-        f"{len(configured)} hedge group(s){legs}"
+        f"{len(configured)} hedge group(s){legs}; state directory {directory}"
     )
+
+
+def _preflight(settings: Any, state_dir: Path | None) -> None:
+    """The one validation ``check``, ``plan`` and ``run`` share (see :mod:`preflight`)."""
+    from hedgekeeper.preflight import preflight
+
+    try:
+        preflight(settings, state_dir)
+    except ConfigError as error:
+        raise _fail_config(str(error)) from None
 
 
 @app.command()
@@ -157,6 +169,9 @@ def run(
         raise _fail_config(
             f'--live given but the configuration says mode = "{settings.mode.value}"'
         )
+    directory = _state_dir(state_dir, settings)
+    # The state directory itself is taken below (lock, journal) with its own errors.
+    _preflight(settings, None)
     log = _setup_logging(settings)
     from hedgekeeper.settings import config_hash, redacted
 
@@ -169,7 +184,7 @@ def run(
     )
     log.debug("config.effective", config_hash=config_hash(settings), config=redacted(settings))
     code = asyncio.run(
-        _run(settings, _state_dir(state_dir, settings), log, config=config, adopt=adopt_state)
+        _run(settings, directory, log, config=config, adopt=adopt_state)
     )
     raise typer.Exit(code)
 
@@ -221,13 +236,6 @@ async def _run(settings: Any, state_dir: Path, log: Any, *, config: Path | None 
             return EXIT_CONFIG
         engine = Engine(settings, venues, journal, lock=lock)
         ops = Operations(engine, log, version=__version__)
-        ops.starting()
-        try:
-            await engine.start()
-        except ConfigError as error:
-            log.error("daemon.config_invalid", error=str(error))
-            _echo_config_error(error)
-            return EXIT_CONFIG
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -235,8 +243,11 @@ async def _run(settings: Any, state_dir: Path, log: Any, *, config: Path | None 
         # The kill switch without the control channel: kill -USR1 halts, kill -USR2 flattens.
         for signum, command in ((signal.SIGUSR1, engine.halt), (signal.SIGUSR2, engine.flatten)):
             loop.add_signal_handler(signum, _on_command_signal, command, signum, log)
+        ops.starting()
         try:
-            await ops.start()  # control, metrics, notifier, heartbeat; then READY=1
+            # control, metrics, notifier, heartbeat; /healthz answers "not ready" until the
+            # engine has started, and systemd hears READY=1 only then.
+            await ops.start(ready=False)
         except OSError as error:  # a port already taken
             log.error(
                 "daemon.failed",
@@ -246,6 +257,16 @@ async def _run(settings: Any, state_dir: Path, log: Any, *, config: Path | None 
                 "make run CONTROL_PORT=…)",
             )
             return 1
+        try:
+            started = await _start_engine(engine, ops, stop, log)
+        except ConfigError as error:
+            log.error("daemon.config_invalid", error=str(error))
+            _echo_config_error(error)
+            return EXIT_CONFIG
+        if not started:
+            log.info("daemon.stopped", before="the exchange was reachable")
+            return 0
+        ops.ready()
         log.info(
             "daemon.started",
             state_dir=str(state_dir),
@@ -273,6 +294,44 @@ async def _run(settings: Any, state_dir: Path, log: Any, *, config: Path | None 
             await engine.close()
         journal.close()
         lock.release()
+
+
+async def _start_engine(engine: Any, ops: Any, stop: asyncio.Event, log: Any) -> bool:
+    """Start the engine, retrying with capped backoff while the exchange is unreachable.
+
+    A configuration or credential problem raises at once (no retry heals it). A network
+    failure (DNS, refused, TLS, timeout, 5xx) is logged once per change of root cause,
+    then retried after 1, 2, 4 … seconds, at most ``poll_interval``; nothing trades
+    meanwhile. Returns False when asked to stop while waiting.
+    """
+    from hedgekeeper.exceptions import AuthError, VenueConfigError, VenueError
+    from hedgekeeper.netcause import root_cause
+
+    delay, last_cause, attempts = 1.0, None, 0
+    cap = max(1.0, float(engine.settings.poll_interval))
+    while True:
+        attempts += 1
+        try:
+            await engine.start()
+            if attempts > 1:
+                log.info("startup.exchange_reachable", attempts=attempts)
+            return True
+        except (AuthError, VenueConfigError):
+            raise
+        except VenueError as error:
+            cause = root_cause(error)
+            if cause != last_cause:
+                log.error("startup.exchange_unreachable", cause=cause, error=str(error),
+                          retry="with backoff, trading nothing until it answers")  # fmt: skip
+                engine.events.publish("alert", kind="startup", reason=f"{cause}: {error}")
+                last_cause = cause
+            ops.waiting(f"waiting for the exchange ({cause})", extend_s=delay + 60)
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+            return False
+        except TimeoutError:
+            pass
+        delay = min(cap, delay * 2)
 
 
 _BACKGROUND: set[asyncio.Task[Any]] = set()
@@ -303,6 +362,7 @@ def plan(
 ) -> None:
     """Run one cycle without sending or journaling anything, and show the plan."""
     settings = _load(config)
+    _preflight(settings, None)  # plan only reads: no state-dir check
     log = _setup_logging(settings)
     directory = _state_dir(state_dir, settings)
     log.info("state.directory", state_dir=str(directory), access="read-only")

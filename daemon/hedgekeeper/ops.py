@@ -122,10 +122,13 @@ class Operations:
         route_stdlib_logging(self.settings.log.level)
         self.systemd.status(f"{self.settings.mode.value}, starting: loading markets, reconciling")
 
-    async def start(self) -> None:
-        """Start every configured service, then send ``READY=1``.
+    async def start(self, *, ready: bool = True) -> None:
+        """Start every configured service, then (unless ``ready=False``) :meth:`ready`.
 
-        Call after ``engine.start()``. Raises ``OSError`` if a port is taken.
+        With ``ready=False`` the control channel already answers (``/healthz`` says not
+        ready) while the engine is still starting — e.g. waiting for an unreachable
+        exchange at boot — and systemd hears ``READY=1`` only once it has started.
+        Raises ``OSError`` if a port is taken.
         """
         settings = self.settings
         route_stdlib_logging(settings.log.level)
@@ -146,6 +149,15 @@ class Operations:
         self._check_watchdog()
         self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
         self._started = True
+        if ready:
+            self.ready()
+
+    def waiting(self, status: str, extend_s: float) -> None:
+        """Still starting (e.g. the exchange is unreachable): tell systemd, keep it waiting."""
+        self.systemd.notify(STATUS=status, EXTEND_TIMEOUT_USEC=str(int(extend_s * 1_000_000)))
+
+    def ready(self) -> None:
+        """The engine has started: ``READY=1`` to systemd, a "started" notification."""
         self.systemd.ready(self.status_line())
         if self.notifier is not None:
             from hedgekeeper.notify import Notification

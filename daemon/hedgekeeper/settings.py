@@ -724,7 +724,11 @@ def _format_errors(error: ValidationError) -> str:
         path = ".".join(str(part) for part in item["loc"])
         message = item["msg"].removeprefix("Value error, ")
         value = item.get("input")
-        hide = isinstance(value, dict | list) or path.endswith(tuple(_SECRET_FIELDS))
+        # Only numbers are echoed: a string may be a secret from an environment variable
+        # or a secret file put in the wrong place, and its source is not known here.
+        hide = not isinstance(value, int | float | Decimal) or isinstance(value, bool) or (
+            path.endswith(tuple(_SECRET_FIELDS))
+        )
         if item["type"] == "extra_forbidden":
             # A misspelt key's value may be a secret: name the key, never show the value.
             message, hide = unknown_key_message(Settings, item["loc"]), True
