@@ -51,11 +51,30 @@ class _Track:
     unexplained: Decimal = _ZERO
     unexplained_at: float = 0.0
 
-    def adopt(self, contracts: Decimal, expected: Decimal | None, at: float) -> None:
-        if expected is not None and contracts != expected:
-            self.unexplained += contracts - expected
+    def adopt(self, contracts: Decimal, expected: Decimal | None, at: float,
+              after: list[tuple[float, Decimal]]) -> None:  # fmt: skip
+        """Take the read as the truth. Fills learned after it was taken, in the direction
+        it moved, count as already shown first; what is left stays unexplained."""
+        self.fills = []
+        moved = _ZERO if expected is None else contracts - expected
+        for t, fill in after:
+            fill, moved = _absorb(fill, moved)
+            if fill:
+                self.fills.append((t, fill))
+        if moved:
+            self.unexplained += moved
             self.unexplained_at = at
         self.confirmed = contracts
+
+
+def _absorb(fill: Decimal, unexplained: Decimal) -> tuple[Decimal, Decimal]:
+    """Split ``fill`` into what an unexplained movement in its direction already showed;
+    returns (the fill not yet shown, the movement still unexplained)."""
+    if not fill or not unexplained or (fill > 0) != (unexplained > 0):
+        return fill, unexplained
+    shown = min(abs(fill), abs(unexplained))
+    shown = shown if fill > 0 else -shown
+    return fill - shown, unexplained - shown
 
 
 class ExpectedPositions:
@@ -69,11 +88,7 @@ class ExpectedPositions:
         """A fill learned at ``at``: ``signed`` contracts (negative = sold)."""
         track = self._tracks.setdefault((account, symbol), _Track())
         if track.unexplained and at - track.unexplained_at < self.settle_seconds:
-            if (track.unexplained > 0) == (signed > 0):
-                shown = min(abs(track.unexplained), abs(signed))
-                shown = shown if signed > 0 else -shown
-                track.unexplained -= shown  # a read already showed this much of it
-                signed -= shown
+            signed, track.unexplained = _absorb(signed, track.unexplained)  # already shown
         else:
             track.unexplained = _ZERO
         if signed:
@@ -93,8 +108,7 @@ class ExpectedPositions:
         before = [f for t, f in track.fills if t <= taken_at]
         after = [(t, f) for t, f in track.fills if t > taken_at]
         if track.confirmed is None or not track.fills:
-            track.adopt(contracts, track.confirmed, taken_at)
-            track.fills = after
+            track.adopt(contracts, track.confirmed, taken_at, after)
             return Verdict(False, contracts)
         early = sum(before, _ZERO)
         expected = track.confirmed + early
@@ -115,8 +129,7 @@ class ExpectedPositions:
                     f"(fill {now - last_fill:.1f}s ago, settle window {self.settle_seconds:g}s)"
                 ),
             )  # fmt: skip
-        track.adopt(contracts, expected, taken_at)
-        track.fills = after
+        track.adopt(contracts, expected, taken_at, after)
         return Verdict(
             False, expected, adopted=True,
             reason=f"position read {contracts} adopted; fills since the last read said {expected}",

@@ -54,7 +54,17 @@ class FundingCollector:
         if interval <= 0 or now < self._next_at or (self._task and not self._task.done()):
             return
         self._next_at = now + interval
-        self._task = asyncio.ensure_future(self.collect())
+        self._task = asyncio.ensure_future(self._collect_logged())
+
+    async def _collect_logged(self) -> None:
+        """A background collection never dies silently: any failure is logged and alerted,
+        and the next due poll tries again."""
+        try:
+            await self.collect()
+        except Exception as error:  # a bug or a journal failure: say so, retry next time
+            self.last_error = repr(error)
+            self.engine.log.error("funding.failed", error=repr(error), retry="next poll")
+            self.engine.events.publish("alert", kind="background", reason=f"funding: {error!r}")
 
     async def wait(self) -> None:
         """Let a running collection finish (shutdown)."""

@@ -421,4 +421,8 @@ class Notifier:
                 if remaining <= 0:
                     break
                 await asyncio.sleep(min(remaining, 60.0))
-            self.submit(self.summary(), limit=False)
+            try:
+                self.submit(self.summary(), limit=False)
+            except Exception as error:  # one failed summary must not end the daily loop
+                self._log.error("notify.summary_failed", error=repr(error))
+                await asyncio.sleep(60.0)  # past the minute: no second try for the same day

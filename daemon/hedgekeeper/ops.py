@@ -285,7 +285,10 @@ class Operations:
         interval = self.settings.heartbeat_interval
         while True:
             await asyncio.sleep(interval)
-            self.heartbeat()
+            try:
+                self.heartbeat()
+            except Exception as error:  # a failed beat is logged; the next one still comes
+                self.log.error("daemon.heartbeat_failed", error=repr(error))
 
     def heartbeat(self) -> None:
         """Log one ``daemon.heartbeat`` line and refresh systemd's status."""

@@ -3,8 +3,13 @@
 Five in a hundred requests misbehave (a mix of the kinds the scenario tests cover, on
 reads and on writes), the venue goes into maintenance and its clock drifts now and
 then, holdings and prices move, the position is changed behind the daemon's back.
+Safe by construction adds, at random: operator halt / resume / flatten in the middle of
+sliced executions (``max_order_usd`` slices every order), position reads lagging fills by
+one or two cycles, a ``plan`` from another process and a second daemon start on the
+same state directory (both real subprocesses, once per run).
 At the end: no duplicate, no lost order, every journaled order resolved (or honestly
-working), the journal agreeing with the emulator, and the hedge within tolerance.
+working), the journal agreeing with the emulator, no cycle over the cap, and the hedge
+within tolerance.
 
 ``HEDGEKEEPER_SOAK=1`` runs the full 5,000 cycles per dialect and style; CI (``CI=true``)
 runs them in market style; otherwise a 300-cycle run keeps the suite fast. The figures
@@ -13,15 +18,19 @@ are printed (``-s`` shows them).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
+import sys
 import time
 from collections import Counter
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
-from hedgekeeper.model import OrderStatus
+from hedgekeeper.model import OrderStatus, TradingState
+from tests.conftest import REPO
 from tests.emulator import Emulator, Fault
 from tests.faults.harness import KEY, PERP, Rig, config_text, order_endpoint
 
@@ -66,11 +75,42 @@ BANS = ("rate_limit_429", "ip_ban_418")
 # retried within a cycle (the next cycle, milliseconds later, is the retry). The runaway
 # guard is widened: holdings jump every 20 cycles here, far more hedge per hour than it
 # allows. "maker" style also exercises cancels (reprices) and resting orders.
-GUARDS = "leverage = 1\nrunaway_multiple = 20\nrunaway_window = 2\n"
+GUARDS = "leverage = 1\nrunaway_multiple = 20\nrunaway_window = 2\nmax_order_usd = 15000\n"
 HEDGE = {
     "market": GUARDS,
     "maker": GUARDS + 'execution = "maker"\nreprice_after = 0.05\ndeadline = 1.0\n',
 }
+
+
+async def _hedgekeeper(rig: Rig, *args: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hedgekeeper", *args, "--config", str(rig.workdir / "config.toml"),
+        "--state-dir", str(rig.workdir), stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(REPO / "daemon")},
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(process.communicate(), 60)
+    return int(process.returncode or 0), err.decode()
+
+
+async def plan_elsewhere(rig: Rig, emu: Emulator) -> int:
+    """``hedgekeeper plan`` from another process: it prints, and writes nothing anywhere."""
+    writes, orders = len(emu.private_writes()), len(rig.journal.orders())  # type: ignore[union-attr]
+    code, err = await _hedgekeeper(rig, "plan", "--json")
+    # The soak's random 5xx hit the plan's reads too: a plan may fail, never write.
+    assert code == 0 or (code == 1 and "plan.failed" in err), err
+    assert len(emu.private_writes()) == writes, "plan wrote to the exchange"
+    assert len(rig.journal.orders()) == orders, "plan wrote to the journal"  # type: ignore[union-attr]
+    return 1
+
+
+async def second_start(rig: Rig, emu: Emulator) -> int:
+    """A second ``hedgekeeper run`` on the soak's state directory: refused, exit 2."""
+    writes = len(emu.private_writes())
+    code, err = await _hedgekeeper(rig, "run")
+    assert code == 2 and "in use" in err, err
+    assert len(emu.private_writes()) == writes
+    return 1
 
 
 @pytest.mark.soak
@@ -101,7 +141,45 @@ async def test_soak(rig: Rig, emu: Emulator, style: str, record) -> None:  # typ
     price = Decimal(60000)
     started = time.perf_counter()
     maintenance_left = skew_left = 0
-    for n in range(cycles_for(style)):
+    engine = rig.engine
+    assert engine is not None
+    commands: list[asyncio.Future[Any]] = []
+    #: creates that reached the emulator after a halt landed, within that cycle
+    after_halt: list[int] = []
+    halted_at: list[int] = []  # emulator create count when the halt landed
+    command_cycle = [-1]
+    operating = [True]  # operator commands only during the soak, not while it settles
+
+    def operator(event: dict[str, Any]) -> None:
+        """Now and then, a halt or flatten lands while a sliced execution is under way."""
+        if (event.get("event") == "state.changed" and event.get("source") == "soak"
+                and event.get("state") == "halted"):  # fmt: skip
+            halted_at.append(sum(rig.create_requests().values()))
+        if event.get("event") != "order.submitted" or (commands and not commands[-1].done()):
+            return
+        if not operating or engine.executor.trading_state is not TradingState.ACTIVE:
+            return
+        if rng.random() > 0.03:
+            return
+        command = "halt" if rng.random() < 0.7 else "flatten"
+        events[f"operator_{command}_mid_execution"] += 1
+        command_cycle[0] = rig.cycles
+        commands.append(asyncio.ensure_future(getattr(engine, command)("soak", command)))
+
+    engine.events.add_listener(operator)
+    total = cycles_for(style)
+    for n in range(total):
+        if (engine.executor.trading_state is not TradingState.ACTIVE and not engine.flattening
+                and rig.cycles - command_cycle[0] >= 3):  # fmt: skip
+            await engine.resume("soak", "resume")
+            events["operator_resume"] += 1
+        if rng.random() < 0.02:  # the position endpoint lags the next fill by 1-2 cycles
+            emu.lag_position_reads(KEY, rng.choice([2, 3]))
+            events["position_reads_lagging"] += 1
+        if n == total // 3:
+            events["plan_from_another_process"] += await plan_elsewhere(rig, emu)
+        if n == 2 * total // 3:
+            events["second_start_refused"] += await second_start(rig, emu)
         if n % 2 == 0:  # prices wander: resting maker orders fill or are repriced
             price = (price * Decimal(str(1 + rng.uniform(-0.003, 0.003)))).quantize(Decimal("0.1"))
             emu.set_price("BTC/USDT", price)
@@ -122,6 +200,9 @@ async def test_soak(rig: Rig, emu: Emulator, style: str, record) -> None:  # typ
             emu.set_price("BTC/USDT", price * Decimal("1.5"))
             events["price_spike"] += 1
         await rig.cycle()
+        if halted_at:  # the children of that cycle that still went out after the halt
+            after_halt.append(sum(rig.create_requests().values()) - halted_at.pop())
+            halted_at.clear()
         if n % 700 == 480:
             emu.set_price("BTC/USDT", price)
         if maintenance_left:
@@ -134,6 +215,10 @@ async def test_soak(rig: Rig, emu: Emulator, style: str, record) -> None:  # typ
             rig.check_no_duplicates()
             rig.check_nothing_lost()
     soak_seconds = time.perf_counter() - started
+    operating.clear()
+    await asyncio.gather(*commands)
+    if engine.executor.trading_state is not TradingState.ACTIVE:
+        await engine.resume("soak", "end of the soak")
     emu.maintenance, emu.clock_offset_ms = False, 0
     for _, _, rule in rules:
         rule.count = rule.hits  # the faults stop
@@ -175,6 +260,8 @@ async def test_soak(rig: Rig, emu: Emulator, style: str, record) -> None:  # typ
         "style": style,
         "peak_short": str(rig.peak_short),
         "over_hedged_cycles": len(rig.over_hedged),
+        "duplicates": sum(1 for n in rig.create_requests().values() if n > 1),
+        "max_children_after_a_halt": max(after_halt, default=0),
         "final": f"short {rig.short()} target {rig.target()}",
     }
     print("\nsoak figures:", figures)
@@ -182,6 +269,7 @@ async def test_soak(rig: Rig, emu: Emulator, style: str, record) -> None:  # typ
            f"{resolved}/{len(unknown_ids)} unknown resolved, {len(rig.over_hedged)} over-hedged "
            f"cycles, {soak_seconds:.1f} s")  # fmt: skip
     assert resolved == len(unknown_ids), "every unknown outcome was resolved"
+    assert max(after_halt, default=0) <= 1, "a halt lands between two child orders"
     # Both styles: never over the cap (a group turns around only after cancelling its
     # working order: test_market.test_trim_resting_when_holdings_grow_again).
     rig.check_all(over_hedge=True)

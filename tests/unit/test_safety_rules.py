@@ -351,3 +351,30 @@ def test_a_read_ahead_of_a_fill_learned_later_is_not_counted_twice() -> None:
     expected.on_read("a", "s", D("-0.2"), taken_at=3, now=3)
     expected.on_fill("a", "s", D("0.1"), at=30)
     assert expected.expected("a", "s") == D("-0.1")
+
+
+async def test_a_failing_background_funding_read_is_logged_and_retried(tmp_path: Path) -> None:
+    import asyncio
+
+    engine, _sim, _ = make_engine(tmp_path, sim_config().replace(
+        "heartbeat_interval = 60.0", "heartbeat_interval = 60.0\nfunding_poll_interval = 1"))
+    await engine.start()
+    alerts: list[dict[str, object]] = []
+    engine.events.add_listener(lambda e: alerts.append(e) if e.get("event") == "alert" else None)
+    calls = []
+
+    async def broken() -> list[object]:
+        calls.append(1)
+        raise RuntimeError("journal on fire")
+
+    engine.funding.collect = broken  # type: ignore[method-assign, assignment]
+    engine.funding.poll()
+    await asyncio.sleep(0.05)
+    assert calls == [1] and engine.funding.last_error is not None
+    assert alerts and "journal on fire" in str(alerts[0]["reason"])
+    engine.funding._next_at = 0  # due again: the next poll tries again
+    engine.funding.poll()
+    await asyncio.sleep(0.05)
+    assert calls == [1, 1]
+    await engine.close()
+    engine.journal.close()
