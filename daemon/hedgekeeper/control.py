@@ -11,10 +11,11 @@ WebSocket:
 * ``/events`` — every engine event as one JSON text message. Each client has a
   bounded queue: a client that reads too slowly loses its oldest events (it is told
   how many with an ``events.dropped`` message); the engine never waits for it.
-* ``/command`` — send ``{"command": "halt" | "resume" | "flatten" | "hedge_now",
-  "token": "…", "reason": "…"}`` (or put the token in an ``Authorization: Bearer``
-  header of the handshake); each command gets one JSON reply. Commands always need
-  ``control.token``; without one configured they are refused.
+* ``/command`` — send ``{"command": "halt" | "resume" | "flatten" | "hedge_now" |
+  "realize", "token": "…", "reason": "…"}`` (``realize`` also takes ``group``, ``asset``,
+  ``amount`` and ``live``: see :mod:`hedgekeeper.realize`) (or put the token in an
+  ``Authorization: Bearer`` header of the handshake); each command gets one JSON reply.
+  Commands always need ``control.token``; without one configured they are refused.
 
 On a non-loopback address (which the settings allow only with a token) every endpoint
 needs the token, ``/healthz`` included unless the probe itself comes from loopback
@@ -46,6 +47,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from hedgekeeper.events import Subscription
+from hedgekeeper.realize import RealizeRefused
 from hedgekeeper.redact import Redactor
 from hedgekeeper.status import STALE_CYCLES, health, status_snapshot
 
@@ -55,7 +57,7 @@ if TYPE_CHECKING:
 __all__ = ["COMMANDS", "NO_TOKEN_MESSAGE", "ControlServer", "bearer_token"]
 
 #: Commands ``/command`` accepts (``hedge-now`` is accepted as a spelling of ``hedge_now``).
-COMMANDS = ("halt", "resume", "flatten", "hedge_now")
+COMMANDS = ("halt", "resume", "flatten", "hedge_now", "realize")
 
 #: The refusal every command gets while no token is configured.
 NO_TOKEN_MESSAGE = (
@@ -311,15 +313,21 @@ class ControlServer:
         self._log.warning("control.command", command=name, peer=peer, reason=reason)
         async with self._command_lock:
             try:
-                result = await self._run(name, reason)
+                result = await self._run(name, reason, data)
+            except RealizeRefused as error:  # a refusal, not a failure: nothing was sent
+                self._log.warning("control.command_refused", command=name, peer=peer,
+                                  why=str(error))  # fmt: skip
+                return {"ok": False, "command": name, "error": str(error)}
             except Exception as error:  # reply, log, and keep the channel up
                 self._log.error("control.command_failed", command=name, error=repr(error))
                 return {"ok": False, "command": name, "error": f"{type(error).__name__}: {error}"}
         self._log.info("control.command_done", command=name, result=result)
         return {"ok": True, "command": name, "result": result}
 
-    async def _run(self, name: str, reason: str) -> dict[str, Any]:
+    async def _run(self, name: str, reason: str, data: dict[str, Any]) -> dict[str, Any]:
         engine = self.engine
+        if name == "realize":
+            return engine.realizer.request(data, "control", reason)
         commands: dict[str, Callable[[str, str], Awaitable[dict[str, Any]]]] = {
             "halt": engine.halt,
             "resume": engine.resume,

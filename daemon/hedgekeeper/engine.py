@@ -39,6 +39,7 @@ from hedgekeeper.journal import Journal
 from hedgekeeper.logs import get_logger
 from hedgekeeper.model import STABLECOINS, GroupSpec, MarketSpec, Mode, TradingState
 from hedgekeeper.orders import IllegalTransition
+from hedgekeeper.realize import Realizer
 from hedgekeeper.roll import Roller
 from hedgekeeper.settings import Settings
 from hedgekeeper.snapshot import AccountNeeds, Snapshot, SnapshotReader
@@ -101,6 +102,7 @@ class Engine:
         self.funding = FundingCollector(self)
         self.betas = BetaBook(self)  # "estimate" betas (betas.py)
         self.roller = Roller(self)
+        self.realizer = Realizer(self)  # operator "realize" (Option B), two legs
         self.reader: SnapshotReader | None = None
         self.reconciled = False
         self.last_report: CycleReport | None = None
@@ -322,8 +324,10 @@ class Engine:
     async def _group_cycle(self, group: GroupSpec, snap: Snapshot, in_flux: set[str],
                            holds: dict[str, str], can_trade: bool, trade: bool,
                            cycle: int | None, log: Any) -> GroupDecision:  # fmt: skip
-        decision = await self.roller.step(group, snap, can_trade, cycle, log)
-        if decision is None:  # not rolling: hedge as usual
+        decision = await self.realizer.step(group, snap, can_trade, cycle, log)
+        if decision is None:
+            decision = await self.roller.step(group, snap, can_trade, cycle, log)
+        if decision is None:  # neither realizing nor rolling: hedge as usual
             decision = self.decider.decide(group, snap, in_flux, holds)
         self.roller.annotate(decision, group, snap)
         if decision.action == "order" and not can_trade:

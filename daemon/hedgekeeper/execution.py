@@ -43,6 +43,7 @@ from hedgekeeper.model import (
     MarketSpec,
     OrderInfo,
     OrderIntent,
+    OrderRequest,
     OrderStatus,
     OrderType,
     Quote,
@@ -422,48 +423,59 @@ class Executor:
             reduce_only=intent.reduce_only, post_only=maker, reason=intent.reason, cycle=cycle,
             time_in_force=None if maker else "IOC",
         )  # fmt: skip
+        return await self.submit(request, group.name, group.hedge_account, intent.reason,
+                                 cycle, log)  # fmt: skip
+
+    async def submit(self, request: OrderRequest, group_name: str, account: str, reason: str,
+                     cycle: int | None, log: Any) -> OrderInfo | None:  # fmt: skip
+        """Send one order that is already in the journal (``NEW``) and record its outcome.
+
+        A multi-leg operation (:mod:`hedgekeeper.realize`) journals all its legs first,
+        then sends each through here; :meth:`execute` journals and sends one at a time.
+        """
         cid = request.client_order_id
         # NEW in the journal means "may have been sent": from here on, only a look-up
         # by client id can tell what happened to it.
         order = JournaledOrder(
-            request, 0, group.name, group.hedge_account, OrderStatus.NEW, Decimal(0), None, None,
-            intent.reason, cycle, self.clock(),
+            request, 0, group_name, account, OrderStatus.NEW, Decimal(0), None, None,
+            reason, cycle, self.clock(),
         )  # fmt: skip
         self._unresolved[cid] = order
         fields = dict(
-            group=group.name, client_order_id=cid, symbol=intent.symbol, side=intent.side.value,
-            contracts=str(intent.contracts), price=str(price), reduce_only=intent.reduce_only,
-            style="maker" if maker else "market", reason=intent.reason,
+            group=group_name, client_order_id=cid, symbol=request.symbol,
+            side=request.side.value, contracts=str(request.amount), price=str(request.price),
+            reduce_only=request.reduce_only, style="maker" if request.post_only else "market",
+            reason=reason,
         )  # fmt: skip
         log.info("order.submitted", **fields)
         self.events.publish("order.submitted", **fields)
-        venue = self.venues[group.hedge_account]
+        venue = self.venues[account]
         try:
             info = await venue.submit_order(request)
         except WriteRefused as error:
             # Refused by the gate at the moment of sending: it never left this process.
             self._mark(order, OrderStatus.REJECTED)
-            log.warning("order.gate_refused", group=group.name, client_order_id=cid,
+            log.warning("order.gate_refused", group=group_name, client_order_id=cid,
                         rule=error.rule, reason=error.reason)  # fmt: skip
-            self.events.publish("order.rejected", group=group.name, client_order_id=cid,
+            self.events.publish("order.rejected", group=group_name, client_order_id=cid,
                                 error=str(error))  # fmt: skip
             return None
         except OrderRejectedError as error:
             self._mark(order, OrderStatus.REJECTED)
-            log.warning("order.rejected", group=group.name, client_order_id=cid, error=str(error))
-            self.events.publish("order.rejected", group=group.name, client_order_id=cid,
+            log.warning("order.rejected", group=group_name, client_order_id=cid, error=str(error))
+            self.events.publish("order.rejected", group=group_name, client_order_id=cid,
                                 error=str(error))  # fmt: skip
             return None
         except (AuthError, VenueConfigError) as error:
             # Refused before it could exist: definitively not placed, and trading must stop.
             self._mark(order, OrderStatus.REJECTED)
-            log.error("order.refused", group=group.name, client_order_id=cid, error=str(error))
-            raise HaltRequired(f"{group.hedge_account}: {error}") from error
+            log.error("order.refused", group=group_name, client_order_id=cid, error=str(error))
+            raise HaltRequired(f"{account}: {error}") from error
         except (UnknownOutcomeError, VenueError) as error:
             self._mark(order, OrderStatus.UNKNOWN)
-            log.warning("order.outcome_unknown", group=group.name, client_order_id=cid,
+            log.warning("order.outcome_unknown", group=group_name, client_order_id=cid,
                         error=str(error))  # fmt: skip
-            self.events.publish("order.outcome_unknown", group=group.name, client_order_id=cid,
+            self.events.publish("order.outcome_unknown", group=group_name, client_order_id=cid,
                                 error=str(error))  # fmt: skip
             return None
         self._apply(order, info, log)

@@ -157,6 +157,23 @@ def _dec(value: str | None) -> Decimal | None:
     return None if value is None else Decimal(value)
 
 
+def _paper_order_data(info: OrderInfo) -> dict[str, Any]:
+    """A paper order as stored in ``paper_orders`` (JSON)."""
+    return {
+        "client_order_id": info.client_order_id,
+        "symbol": info.symbol,
+        "side": info.side.value,
+        "amount": str(info.amount),
+        "status": info.status.value,
+        "filled": str(info.filled),
+        "average_price": None if info.average_price is None else str(info.average_price),
+        "fee_usd": str(info.fee_usd),
+        "exchange_order_id": info.exchange_order_id,
+        "reduce_only": info.reduce_only,
+        "price": None if info.price is None else str(info.price),
+    }
+
+
 class Journal:
     """The daemon's durable memory; see the module docstring."""
 
@@ -447,6 +464,41 @@ class Journal:
             db.execute(
                 "INSERT INTO operator_actions (at, action, source, detail) VALUES (?, ?, ?, ?)",
                 (time.time(), "roll.done", group, contract),
+            )
+
+    # -- multi-leg operator operations (see hedgekeeper.realize) ---------------------------
+
+    def operation(self, key: str) -> dict[str, Any] | None:
+        """An operation in progress under ``key`` (e.g. ``realize:btc``), if any."""
+        value = self._get(f"op:{key}")
+        return None if value is None else dict(json.loads(value))
+
+    def operations(self, prefix: str) -> dict[str, dict[str, Any]]:
+        """Every operation in progress whose key starts with ``prefix``."""
+        rows = self._db.execute(
+            "SELECT key, value FROM kv WHERE key LIKE ?", (f"op:{prefix}%",)
+        ).fetchall()
+        return {k[3:]: dict(json.loads(v)) for k, v in rows}
+
+    def set_operation(self, key: str, record: dict[str, Any], action: str | None = None) -> None:
+        """Write an operation's record durably (and an action row), before its next leg."""
+        detail = json.dumps(record, sort_keys=True, default=str)
+        with self.transaction() as db:
+            self._put(db, f"op:{key}", detail)
+            if action is not None:
+                db.execute(
+                    "INSERT INTO operator_actions (at, action, source, detail) "
+                    "VALUES (?, ?, ?, ?)",
+                    (self._now(), action, key, detail),
+                )
+
+    def end_operation(self, key: str, action: str, detail: dict[str, Any]) -> None:
+        """The operation is over: drop its record and note the outcome, atomically."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM kv WHERE key = ?", (f"op:{key}",))
+            db.execute(
+                "INSERT INTO operator_actions (at, action, source, detail) VALUES (?, ?, ?, ?)",
+                (self._now(), action, key, json.dumps(detail, sort_keys=True, default=str)),
             )
 
     def actions(self) -> list[dict[str, Any]]:
@@ -906,6 +958,23 @@ class Journal:
         found = (self.paper_order(account, cid) for (cid,) in rows)
         return [o for o in found if o is not None]
 
+    def paper_spot_fill(self, account: str, info: OrderInfo, deltas: dict[str, Decimal]) -> None:
+        """Atomically move paper spot balances (``spot:{ASSET}`` offsets) and store the
+        paper order that moved them."""
+        with self.transaction() as db:
+            for asset, delta in deltas.items():
+                key = f"spot:{asset}"
+                db.execute(
+                    "INSERT INTO paper_positions (account, symbol, contracts) VALUES (?, ?, ?) "
+                    "ON CONFLICT(account, symbol) DO UPDATE SET contracts = ?",
+                    (account, key, str(delta),
+                     str(self._paper_position(db, account, key) + delta)),
+                )  # fmt: skip
+            db.execute(
+                "INSERT INTO paper_orders (account, client_order_id, info) VALUES (?, ?, ?)",
+                (account, info.client_order_id, json.dumps(_paper_order_data(info))),
+            )
+
     def paper_fill(
         self,
         account: str,
@@ -915,19 +984,7 @@ class Journal:
         replace_existing: bool = False,
     ) -> None:
         """Atomically move a paper position and store the paper order that moved it."""
-        data = {
-            "client_order_id": info.client_order_id,
-            "symbol": info.symbol,
-            "side": info.side.value,
-            "amount": str(info.amount),
-            "status": info.status.value,
-            "filled": str(info.filled),
-            "average_price": None if info.average_price is None else str(info.average_price),
-            "fee_usd": str(info.fee_usd),
-            "exchange_order_id": info.exchange_order_id,
-            "reduce_only": info.reduce_only,
-            "price": None if info.price is None else str(info.price),
-        }
+        data = _paper_order_data(info)
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO paper_positions (account, symbol, contracts) VALUES (?, ?, ?) "

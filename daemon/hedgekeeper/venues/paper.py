@@ -122,7 +122,13 @@ class PaperVenue:
         return listed
 
     async def fetch_balances(self) -> Balances:
-        return await self.inner.fetch_balances()
+        """The wrapped venue's balances moved by the paper spot fills (``realize``)."""
+        balances = dict(await self.inner.fetch_balances())
+        for key, delta in self._journal.paper_positions(self.name).items():
+            if key.startswith("spot:") and delta:
+                asset = key[5:]
+                balances[asset] = balances.get(asset, Decimal(0)) + delta
+        return balances
 
     async def fetch_positions(self, symbols: Iterable[str]) -> dict[str, Position]:
         wanted = list(symbols)
@@ -266,7 +272,9 @@ class PaperVenue:
         if existing is not None:
             raise OrderRejectedError(f"duplicate client order id {request.client_order_id}")
         market = self._markets.get(request.symbol)
-        if market is None or market.kind is MarketKind.SPOT:
+        if market is not None and market.kind is MarketKind.SPOT:
+            return await self._spot_order(request, market)
+        if market is None:
             raise OrderRejectedError(f"{self.name}: no perpetual {request.symbol!r} loaded")
         signed = request.amount if request.side is Side.BUY else -request.amount
         if request.reduce_only:
@@ -312,6 +320,45 @@ class PaperVenue:
         self._book(request.symbol)
         self._books_apply(request.symbol, signed, price)
         self._journal.paper_fill(self.name, info, signed)
+        return info
+
+    #: Spot orders are paper fills too (``realize``): balances move in the journal.
+    supports_spot_orders = True
+
+    async def _spot_order(self, request: OrderRequest, market: MarketSpec) -> OrderInfo:
+        """A spot order in base units: an IOC that fills at once at the top of book,
+        worsened by ``slippage_bps`` (never past its limit), against the balances."""
+        quote = await self._quote(request.symbol)
+        top = quote.ask if request.side is Side.BUY else quote.bid
+        if top is None:
+            raise RetryableReadError(f"{self.name}: no {request.side} side in {request.symbol}")
+        slip = self._settings.slippage_bps * _BPS
+        price = top * (1 + slip) if request.side is Side.BUY else top * (1 - slip)
+        if request.price is not None:
+            if top > request.price if request.side is Side.BUY else top < request.price:
+                raise OrderRejectedError(f"{self.name}: {request.side} {request.symbol} at "
+                                         f"{request.price} does not cross {top}")  # fmt: skip
+            price = min(price, request.price) if request.side is Side.BUY else max(
+                price, request.price)  # fmt: skip
+        price = price.quantize(_QUANTUM)
+        notional = request.amount * price
+        fee = (notional * self._settings.taker_fee).quantize(_QUANTUM)
+        balances = await self.fetch_balances()
+        if request.side is Side.SELL and balances.get(market.base, Decimal(0)) < request.amount:
+            raise OrderRejectedError(f"{self.name}: {balances.get(market.base, 0)} "
+                                     f"{market.base} < {request.amount}")  # fmt: skip
+        if request.side is Side.BUY and balances.get(market.quote, Decimal(0)) < notional + fee:
+            raise OrderRejectedError(f"{self.name}: not enough {market.quote} for {notional}")
+        sign = 1 if request.side is Side.BUY else -1
+        info = OrderInfo(
+            client_order_id=request.client_order_id, symbol=request.symbol, side=request.side,
+            amount=request.amount, status=OrderStatus.FILLED, filled=request.amount,
+            average_price=price, fee_usd=fee, price=request.price,
+            exchange_order_id=f"paper-{request.client_order_id}",
+        )  # fmt: skip
+        self._journal.paper_spot_fill(self.name, info, {
+            market.base: sign * request.amount, market.quote: -sign * notional - fee,
+        })  # fmt: skip
         return info
 
     async def cancel_order(self, symbol: str, client_order_id: str) -> OrderInfo | None:

@@ -481,7 +481,9 @@ class SimVenue:
         if request.client_order_id in self._orders:
             raise OrderRejectedError(f"duplicate client order id {request.client_order_id}")
         market = self._markets.get(request.symbol)
-        if market is None or market.kind is MarketKind.SPOT:
+        if market is not None and market.kind is MarketKind.SPOT:
+            return await self._spot_order(request, market)
+        if market is None:
             raise OrderRejectedError(f"{self.name}: no perpetual {request.symbol!r}")
         if self._expired(market):
             raise OrderRejectedError(f"{self.name}: {request.symbol} has expired")
@@ -508,6 +510,37 @@ class SimVenue:
             exchange_order_id=f"sim{len(self._orders) + 1}",
             reduce_only=request.reduce_only,
         )
+        self._orders[request.client_order_id] = info
+        return info
+
+    #: Spot orders are accepted (``realize`` sells spot here).
+    supports_spot_orders = True
+
+    async def _spot_order(self, request: OrderRequest, market: MarketSpec) -> OrderInfo:
+        """A spot order in base units, filled at the top of book against the balances."""
+        quote = (await self.fetch_quotes([request.symbol]))[request.symbol]
+        price = quote.ask if request.side is Side.BUY else quote.bid
+        assert price is not None  # the sim always quotes both sides
+        if request.price is not None and (
+            price > request.price if request.side is Side.BUY else price < request.price
+        ):
+            raise OrderRejectedError(f"{self.name}: {request.side} {request.symbol} at "
+                                     f"{request.price} does not cross {price}")  # fmt: skip
+        base_held = self._balances.get(market.base, Decimal(0))
+        quote_held = self._balances.get(market.quote, Decimal(0))
+        notional = request.amount * price
+        if request.side is Side.SELL and base_held < request.amount:
+            raise OrderRejectedError(f"{self.name}: {base_held} {market.base} < {request.amount}")
+        if request.side is Side.BUY and quote_held < notional:
+            raise OrderRejectedError(f"{self.name}: {quote_held} {market.quote} < {notional}")
+        sign = 1 if request.side is Side.BUY else -1
+        self._balances[market.base] = base_held + sign * request.amount
+        self._balances[market.quote] = quote_held - sign * notional
+        info = OrderInfo(
+            request.client_order_id, request.symbol, request.side, request.amount,
+            OrderStatus.FILLED, filled=request.amount, average_price=price,
+            exchange_order_id=f"sim{len(self._orders) + 1}",
+        )  # fmt: skip
         self._orders[request.client_order_id] = info
         return info
 
