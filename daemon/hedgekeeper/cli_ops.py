@@ -1,6 +1,6 @@
 """Operator commands that talk to a running daemon through its control channel.
 
-``status``, ``events``, ``health``, ``halt``, ``resume``, ``flatten`` and
+``status``, ``events``, ``health``, ``halt``, ``resume``, ``flatten``, ``realize`` and
 ``hedge-now`` register themselves on :data:`hedgekeeper.cli.app`. Each finds the
 daemon from ``--url`` (and ``--token``), else from the configuration
 (``--config`` or ``$HEDGEKEEPER_CONFIG``: ``[control]`` host, port and token, with
@@ -277,11 +277,12 @@ def _pretty_event(event: dict[str, Any]) -> str:
 # -- commands ----------------------------------------------------------------------------------
 
 
-def _command(name: str, endpoint: Endpoint, reason: str | None, timeout: float) -> None:
+def _command(name: str, endpoint: Endpoint, reason: str | None, timeout: float,
+             extra: dict[str, Any] | None = None) -> None:  # fmt: skip
     from websockets.exceptions import InvalidStatus, WebSocketException
     from websockets.sync.client import connect
 
-    message: dict[str, Any] = {"command": name}
+    message: dict[str, Any] = {"command": name, **(extra or {})}
     if reason:
         message["reason"] = reason
     try:
@@ -356,6 +357,44 @@ def flatten(
             raise typer.Exit(EXIT_UNREACHABLE)
         typer.confirm("Close every hedge (reduce-only) and then halt?", abort=True)
     _command("flatten", resolve_endpoint(config, url, token), reason, timeout)
+
+
+@app.command()
+def realize(
+    group: Annotated[str, typer.Argument(help="The hedge group (an allocation group's name).")],
+    asset: Annotated[
+        str | None, typer.Argument(help="The asset, for a group that hedges several.")
+    ] = None,
+    amount: Annotated[
+        str | None,
+        typer.Option("--amount", help="Base units to realize (default: the whole short)."),
+    ] = None,
+    live: Annotated[
+        bool, typer.Option("--live", help="Required when the daemon trades live.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    config: ConfigOption = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    reason: ReasonOption = None,
+    timeout: TimeoutOption = 5.0,
+) -> None:
+    """Sell the hedged spot and buy back the short, as one journaled operation (Option B).
+
+    The running daemon carries it out in its next cycle; follow it with ``events`` or
+    ``status``. The spot must be on the hedge's exchange.
+    """
+    if not yes:
+        if not sys.stdin.isatty():
+            typer.echo("realize sells spot and closes the short: add --yes to confirm", err=True)
+            raise typer.Exit(EXIT_UNREACHABLE)
+        typer.confirm(f"Sell the hedged spot of {group} and buy back its short?", abort=True)
+    extra: dict[str, Any] = {"group": group, "live": live}
+    if asset is not None:
+        extra["asset"] = asset
+    if amount is not None:
+        extra["amount"] = amount
+    _command("realize", resolve_endpoint(config, url, token), reason, timeout, extra)
 
 
 @app.command("hedge-now")

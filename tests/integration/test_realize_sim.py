@@ -296,3 +296,38 @@ async def test_realize_through_the_control_channel_needs_the_token(tmp_path: Pat
     reply = await server.command(json.dumps({**message, "token": TOKEN}))
     assert not reply["ok"] and "HALTED" in reply["error"]
     await engine.close()
+
+
+async def test_the_cli_sends_realize_to_the_running_daemon(tmp_path: Path) -> None:
+    import asyncio
+
+    from tests.ops.helpers import HEDGEKEEPER, clean_env
+
+    engine, _, _ = build(tmp_path, mode="dry-run")
+    await engine.start()
+    await engine.run_cycle()
+    server = ControlServer(engine, redactor=Redactor([TOKEN]), log=engine.log, port=0)
+    await server.start()
+    url = f"http://127.0.0.1:{server.port}"
+
+    async def run(*args: str) -> tuple[int, str, str]:
+        process = await asyncio.create_subprocess_exec(
+            *HEDGEKEEPER, *args, env=clean_env(), stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(process.communicate(), 30)
+        assert process.returncode is not None
+        return process.returncode, out.decode(), err.decode()
+
+    try:
+        code, _, err = await run("realize", "btc", "--url", url, "--token", TOKEN)
+        assert code == 2 and "--yes" in err
+        code, out, err = await run("realize", "btc", "BTC", "--yes", "--url", url,
+                                   "--token", TOKEN)  # fmt: skip
+        assert code == 0, err
+        assert out.startswith("realize: ok (requested btc, asset BTC, spot_account demo")
+        await engine.run_cycle()
+        assert (await holdings(engine))[::2] == (D(0), D(0))
+    finally:
+        await server.close()
+        await engine.close()
