@@ -317,6 +317,16 @@ def _command(name: str, endpoint: Endpoint, reason: str | None, timeout: float,
     typer.echo(f"{name}: ok" + (f" ({details})" if details else ""))
 
 
+def _confirm(yes: bool, what: str, question: str) -> None:
+    """Ask before a command that trades; without a terminal, ``--yes`` is required."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        typer.echo(f"{what}: add --yes to confirm", err=True)
+        raise typer.Exit(EXIT_UNREACHABLE)
+    typer.confirm(question, abort=True)
+
+
 @app.command()
 def halt(
     config: ConfigOption = None,
@@ -351,11 +361,7 @@ def flatten(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Close every hedge with reduce-only orders, then halt."""
-    if not yes:
-        if not sys.stdin.isatty():
-            typer.echo("flatten closes every hedge: add --yes to confirm", err=True)
-            raise typer.Exit(EXIT_UNREACHABLE)
-        typer.confirm("Close every hedge (reduce-only) and then halt?", abort=True)
+    _confirm(yes, "flatten closes every hedge", "Close every hedge (reduce-only) and then halt?")
     _command("flatten", resolve_endpoint(config, url, token), reason, timeout)
 
 
@@ -384,11 +390,8 @@ def realize(
     The running daemon carries it out in its next cycle; follow it with ``events`` or
     ``status``. The spot must be on the hedge's exchange.
     """
-    if not yes:
-        if not sys.stdin.isatty():
-            typer.echo("realize sells spot and closes the short: add --yes to confirm", err=True)
-            raise typer.Exit(EXIT_UNREACHABLE)
-        typer.confirm(f"Sell the hedged spot of {group} and buy back its short?", abort=True)
+    _confirm(yes, "realize sells spot and closes the short",
+             f"Sell the hedged spot of {group} and buy back its short?")  # fmt: skip
     extra: dict[str, Any] = {"group": group, "live": live}
     if asset is not None:
         extra["asset"] = asset

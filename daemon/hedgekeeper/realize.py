@@ -167,7 +167,7 @@ class Realizer:
                     and account == spot_account:  # fmt: skip
                 raise RealizeRefused(
                     f"accounts.{account}: this venue cannot place spot orders yet (dry-run "
-                    "paper and sim can; see docs/operations.md)"
+                    "paper, the sim and Binance can; see docs/operations.md)"
                 )
         if engine.journal.operation(_key(spec.name)) is not None:
             raise RealizeRefused(f"group: a realize of {spec.name!r} is already in progress")

@@ -18,7 +18,7 @@ from hedgekeeper.control import ControlServer
 from hedgekeeper.engine import Engine
 from hedgekeeper.journal import Journal
 from hedgekeeper.logs import configure_logging
-from hedgekeeper.model import OrderStatus, Side, TradingState
+from hedgekeeper.model import Mode, OrderStatus, Side, TradingState
 from hedgekeeper.realize import RealizeRefused
 from hedgekeeper.redact import Redactor
 from hedgekeeper.settings import load_settings
@@ -271,7 +271,12 @@ async def test_bad_requests_name_the_field(tmp_path: Path) -> None:
                         ({"group": "btc", "amount": "x"}, "amount")):  # fmt: skip
         with pytest.raises(RealizeRefused, match=f"^{field}: "):
             engine.realizer.request(data, "test", "bad")
+    # A daemon trading live needs the operator's --live on the command itself.
+    engine.settings = engine.settings.model_copy(update={"mode": Mode.LIVE})
+    with pytest.raises(RealizeRefused, match=r"^live: "):
+        engine.realizer.request({"group": "btc"}, "test", "live without --live")
     assert engine.journal.operation("realize:btc") is None
+    assert engine.realizer.request({"group": "btc", "live": True}, "test", "live")["requested"]
     await engine.close()
 
 

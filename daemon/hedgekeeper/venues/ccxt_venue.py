@@ -139,6 +139,12 @@ class CcxtVenue:
     def transport(self, fetch: Callable[..., Awaitable[Any]]) -> None:
         self._client.transport = fetch
 
+    @property
+    def supports_spot_orders(self) -> bool:
+        """Whether ``realize`` may sell spot here: the Binance dialect only so far (the one
+        tested end to end against the emulator); other exchanges are refused up front."""
+        return self.exchange_id == "binance"
+
     # -- reads ------------------------------------------------------------------
 
     async def load_markets(self, symbols: Iterable[str]) -> dict[str, MarketSpec]:
