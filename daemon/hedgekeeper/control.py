@@ -178,12 +178,15 @@ class ControlServer:
     def _refusal(self, connection: ServerConnection, request: Request,
                  path: str) -> Response | None:  # fmt: skip
         """403/401 for a browser origin, a foreign Host, or a missing token off loopback."""
-        origin = request.headers.get("Origin")
+        origins = request.headers.get_all("Origin")
+        origin = origins[0] if len(origins) == 1 else ("" if origins else None)
         if origin is not None and origin.rstrip("/").lower() not in self._origins:
             self._log.warning("control.origin_refused", path=path)
             return _json_response(connection, HTTPStatus.FORBIDDEN,
                                   {"error": "browser origin not allowed (control.allowed_origins)"})
-        if self._check_host and _host_name(request.headers.get("Host")) not in self._hosts:
+        hosts = request.headers.get_all("Host")  # two Host headers: refused, never guessed
+        host = _host_name(hosts[0]) if len(hosts) == 1 else ""
+        if self._check_host and host not in self._hosts:
             self._log.warning("control.host_refused", path=path)
             return _json_response(connection, HTTPStatus.FORBIDDEN,
                                   {"error": "Host not allowed (control.allowed_hosts)"})

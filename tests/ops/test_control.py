@@ -262,3 +262,43 @@ async def test_unknown_paths_and_plain_http_on_websocket_endpoints(tmp_path: Pat
         assert status == 404 and "/healthz" in body["endpoints"]
         status, body = await aget(base + "/events")
         assert status == 426 and "WebSocket" in body["error"]
+
+
+async def test_browser_origins_and_foreign_hosts_are_refused(tmp_path: Path) -> None:
+    """A web page in the operator's browser (any Origin) and a DNS-rebinding page (a
+    foreign Host) can neither read status nor reach the websockets."""
+    configure_logging("warning", "json", stream=io.StringIO())
+    config = sim_config(
+        control=f'port = 0\ntoken = "{TOKEN}"\nallowed_origins = ["https://ops.example"]'
+    )
+    async with serving(tmp_path, config) as (engine, _sim, _server, base):
+        await engine.run_cycle()
+        evil = {"Origin": "https://evil.example"}
+        for path in ("/status", "/healthz", "/events"):
+            status, body = await aget(base + path, evil)
+            assert status == 403 and "origin" in body["error"], (path, status, body)
+        assert (await aget(base + "/status", {"Origin": "https://ops.example"}))[0] == 200
+        port = base.rsplit(":", 1)[1]
+        status, body = await aget(base + "/status", {"Host": f"attacker.example:{port}"})
+        assert status == 403 and "Host" in body["error"]
+        assert (await aget(base + "/status", {"Host": f"localhost:{port}"}))[0] == 200
+        ws = base.replace("http", "ws")
+        for headers in (evil, {"Host": "attacker.example"}):
+            try:
+                async with connect(ws + "/command", proxy=None, additional_headers=headers):
+                    raise AssertionError(f"websocket accepted {headers}")
+            except Exception as error:  # InvalidStatus: the handshake got a 403
+                assert "403" in str(error), error
+        assert engine.executor.trading_state is TradingState.ACTIVE
+
+
+async def test_off_loopback_every_endpoint_needs_the_token(tmp_path: Path) -> None:
+    configure_logging("warning", "json", stream=io.StringIO())
+    config = sim_config(control=f'host = "127.0.0.2"\nport = 0\ntoken = "{TOKEN}"')
+    async with serving(tmp_path, config) as (_engine, _sim, server, base):
+        for path in ("/status", "/nope"):
+            assert (await aget(base + path))[0] == 401, path
+        # /healthz only from loopback peers (a container's HEALTHCHECK): here the peer is
+        # 127.0.0.1, so it answers; from another host it would need the token too.
+        assert (await aget(base + "/healthz"))[0] in (200, 503)
+        assert server.host == "127.0.0.2"

@@ -378,3 +378,43 @@ async def test_a_failing_background_funding_read_is_logged_and_retried(tmp_path:
     assert calls == [1, 1]
     await engine.close()
     engine.journal.close()
+
+
+async def test_quotes_without_a_time_are_stamped_and_every_price_is_age_checked(
+    tmp_path: Path,
+) -> None:
+    from dataclasses import replace as dc_replace
+
+    now = [1_000_000.0]
+    engine, sim, _ = make_engine(tmp_path, sim_config())
+    engine.clock = engine.executor.clock = lambda: now[0]
+    await engine.start()
+    assert engine.reader is not None
+    engine.reader.clock = lambda: now[0]
+    inner = engine.venues["demo"]
+    original = inner.fetch_quotes
+    frozen: dict[str, object] = {}
+
+    async def timeless(symbols: object) -> dict[str, object]:
+        quotes = await original(symbols)  # type: ignore[arg-type]
+        for symbol, quote in quotes.items():  # the ETH spot price stops moving in time
+            if symbol == "ETH/USDT" and symbol in frozen:
+                quotes[symbol] = frozen[symbol]  # type: ignore[assignment]
+            elif symbol == "ETH/USDT":
+                frozen[symbol] = quotes[symbol] = dc_replace(quote, timestamp=0.0)
+            else:
+                quotes[symbol] = dc_replace(quote, timestamp=now[0])
+        return quotes  # type: ignore[return-value]
+
+    inner.fetch_quotes = timeless  # type: ignore[method-assign]
+    snap = await engine.snapshot()
+    stamped = snap.quotes["demo"]["ETH/USDT"]  # type: ignore[index]
+    assert stamped.timestamp == now[0], "a quote without a time is stamped on receipt"
+    frozen["ETH/USDT"] = stamped  # the venue keeps serving that same (now stamped) quote
+    now[0] += 120  # past max_data_age (30 s) for the ETH price only
+    sim.set_balance("ETH", D(20))  # the alts group would order now
+    report = await engine.run_cycle()
+    alts = next(d for d in report.decisions if d.group == "alts")
+    assert alts.action == "blocked" and "price of ETH" in alts.reason, alts.reason
+    await engine.close()
+    engine.journal.close()
