@@ -203,14 +203,14 @@ def test_compose_status_examples_work_as_written(tmp_path: Path) -> None:
         # docker compose exec: the same command with the container's environment
         exec_args = shlex.split(inside.split(" exec hedgekeeper hedgekeeper ", 1)[1])
         result = hedgekeeper(*exec_args)
-        assert result.returncode == 0 and "hedgekeeper hk — dry-run" in result.stdout, result
+        assert result.returncode == 0 and "hedgekeeper demo — dry-run" in result.stdout, result
         # from the host: the published port, the token from the secret file
         host_args = shlex.split(
             from_host.replace("$(sudo cat deploy/secrets/control__token)", token)
             .replace(":8765", f":{port}")
         )[1:]  # fmt: skip
         result = hedgekeeper(*host_args)
-        assert result.returncode == 0 and "hedgekeeper hk — dry-run" in result.stdout, result
+        assert result.returncode == 0 and "hedgekeeper demo — dry-run" in result.stdout, result
         refused = hedgekeeper("status", "--url", f"http://127.0.0.1:{port}")
         assert refused.returncode == 1 and "401" in refused.stderr
     finally:
