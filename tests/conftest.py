@@ -84,19 +84,39 @@ def default_ports_held() -> Iterator[list[int]]:
     port instead of port 0 then fails here, every time, not only on that machine. A port
     already taken (by such a service) is left to its owner: the effect is the same.
     """
+    import threading
+
     held: list[socket.socket] = []
-    for port in DEFAULT_SERVICE_PORTS:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            listener.bind(("127.0.0.1", port))
-            listener.listen(8)
-        except OSError:
-            listener.close()
-            continue
-        held.append(listener)
+    wanted = list(DEFAULT_SERVICE_PORTS)
+    done = threading.Event()
+
+    def take() -> None:
+        for port in list(wanted):
+            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                listener.bind(("127.0.0.1", port))
+                listener.listen(8)
+            except OSError:
+                listener.close()
+                continue
+            held.append(listener)
+            wanted.remove(port)
+
+    take()
+
+    def keep_trying() -> None:
+        # Another test session on this machine may hold a port now and let go of it later:
+        # take it then, so the ports stay taken for the whole of this suite.
+        while wanted and not done.wait(0.2):
+            take()
+
+    watcher = threading.Thread(target=keep_trying, daemon=True)
+    watcher.start()
     try:
-        yield [listener.getsockname()[1] for listener in held]
+        yield [port for port in DEFAULT_SERVICE_PORTS if port not in wanted]
     finally:
+        done.set()
+        watcher.join(timeout=2)
         for listener in held:
             listener.close()
 
