@@ -474,11 +474,13 @@ class Journal:
         return None if value is None else dict(json.loads(value))
 
     def operations(self, prefix: str) -> dict[str, dict[str, Any]]:
-        """Every operation in progress whose key starts with ``prefix``."""
+        """Every operation in progress whose key starts with ``prefix``, by the rest of
+        its key (``operations("realize:")`` -> ``{"btc": {...}}``)."""
         rows = self._db.execute(
-            "SELECT key, value FROM kv WHERE key LIKE ?", (f"op:{prefix}%",)
+            "SELECT key, value FROM kv WHERE substr(key, 1, ?) = ?",
+            (len(prefix) + 3, f"op:{prefix}"),
         ).fetchall()
-        return {k[3:]: dict(json.loads(v)) for k, v in rows}
+        return {k[len(prefix) + 3:]: dict(json.loads(v)) for k, v in rows}
 
     def set_operation(self, key: str, record: dict[str, Any], action: str | None = None) -> None:
         """Write an operation's record durably (and an action row), before its next leg."""
@@ -566,10 +568,14 @@ class Journal:
         return {(a, s): Decimal(c) for a, s, c in rows}
 
     def hedge_added_since(self, group: str, since: float) -> Decimal:
-        """Contracts sold (hedge added) by a group's fills since ``since`` (epoch seconds)."""
+        """Contracts sold (hedge added) by a group's fills since ``since`` (epoch seconds).
+
+        Spot sells (``realize``) are not hedge: a contract's unified symbol has a settle
+        currency after ``:``, a spot symbol none."""
         rows = self._db.execute(
             "SELECT f.amount FROM fills f JOIN orders o USING (client_order_id) "
-            "WHERE o.group_name = ? AND f.side = 'sell' AND f.at >= ?",
+            "WHERE o.group_name = ? AND f.side = 'sell' AND f.at >= ? "
+            "AND instr(f.symbol, ':') > 0",
             (group, since),
         )
         return sum((Decimal(amount) for (amount,) in rows), Decimal(0))

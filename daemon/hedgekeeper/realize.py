@@ -188,11 +188,6 @@ class Realizer:
         return {"requested": spec.name, "asset": base, "spot_account": spot_account,
                 "amount": record["amount"] or "the whole short"}  # fmt: skip
 
-    def in_progress(self) -> dict[str, dict[str, Any]]:
-        """Operations in progress, by group (for status)."""
-        found: dict[str, dict[str, Any]] = self.engine.journal.operations("realize:")
-        return found
-
     # -- each cycle ----------------------------------------------------------------------------
 
     async def step(self, group: GroupSpec, snap: Snapshot, can_trade: bool,

@@ -249,9 +249,13 @@ def status_snapshot(engine: Engine, *, now: float | None = None) -> dict[str, An
     markets = {
         g.name: engine.markets.get(g.hedge_account, {}).get(g.instrument) for g in engine.groups
     }
+    realizing = engine.journal.operations("realize:")  # operator realize in progress
     groups = []
     for view in group_views(engine):
         data = view.as_dict()
+        if view.name in realizing:  # only then: the document is unchanged otherwise
+            data["realize"] = {k: realizing[view.name].get(k) for k in
+                               ("phase", "asset", "spot_account", "amount", "orders")}  # fmt: skip
         # The market's precision, so a client can show contracts as the exchange counts them.
         market = markets.get(view.name)
         data["amount_step"] = None if market is None else fmt(market.amount_step)

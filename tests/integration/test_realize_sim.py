@@ -22,6 +22,7 @@ from hedgekeeper.model import Mode, OrderStatus, Side, TradingState
 from hedgekeeper.realize import RealizeRefused
 from hedgekeeper.redact import Redactor
 from hedgekeeper.settings import load_settings
+from hedgekeeper.status import status_snapshot
 from hedgekeeper.venues.paper import PaperVenue
 from hedgekeeper.venues.sim import SimVenue
 from tests.integration.test_execution_sim import Clock
@@ -133,6 +134,8 @@ async def test_realize_sells_the_hedged_spot_and_buys_back_the_short(
     done = next(e for e in events if e["event"] == "realize.done")
     assert done["outcome"] == "done" and done["sold"] == "1.00" and done["bought_back"] == "100"
     assert engine.journal.operation("realize:btc") is None
+    # The spot sell is not hedge added (the runaway guard counts contracts sold only).
+    assert engine.journal.hedge_added_since("btc", 0) == D(100)
 
     # Afterwards the group hedges as usual: nothing held, nothing to do.
     report = await engine.run_cycle()
@@ -215,6 +218,38 @@ async def test_a_crash_before_the_spot_sell_ends_with_nothing_traded(tmp_path: P
     await restarted.close()
 
 
+async def test_an_unknown_spot_sell_is_looked_up_before_the_buy_back(tmp_path: Path) -> None:
+    from hedgekeeper.exceptions import UnknownOutcomeError
+
+    engine, venues, _ = build(tmp_path)
+    await engine.start()
+    await engine.run_cycle()
+    sim = venues["demo"]
+    real = sim.submit_order
+
+    async def lost_reply(request: Any) -> Any:
+        info = await real(request)  # it reached the exchange and filled ...
+        if request.side is Side.SELL:
+            raise UnknownOutcomeError("timeout")  # ... but the reply was lost
+        return info
+
+    sim.submit_order = lost_reply  # type: ignore[method-assign]
+    engine.realizer.request({"group": "btc"}, "test", "lost reply")
+    await engine.run_cycle()
+    assert [o.status for o in realize_legs(engine)] == [OrderStatus.UNKNOWN,
+                                                        OrderStatus.REJECTED]  # fmt: skip
+    assert (await holdings(engine))[::2] == (D(0), D(100))  # nothing bought back blind
+    await engine.run_cycle()  # the look-up finds the fill; the buy-back follows
+    assert (await holdings(engine))[::2] == (D(0), D(0))
+    legs = realize_legs(engine)
+    assert [(o.request.side, o.status) for o in legs] == [
+        (Side.SELL, OrderStatus.FILLED), (Side.BUY, OrderStatus.REJECTED),
+        (Side.BUY, OrderStatus.FILLED),
+    ]  # fmt: skip
+    assert actions(engine)[-1] == "realize.done"
+    await engine.close()
+
+
 async def test_refused_while_halted_and_a_halt_between_the_legs_pauses_it(
     tmp_path: Path,
 ) -> None:
@@ -295,6 +330,8 @@ async def test_realize_through_the_control_channel_needs_the_token(tmp_path: Pat
     assert reply["result"]["requested"] == "btc"
     reply = await server.command(json.dumps({**message, "token": TOKEN}))
     assert not reply["ok"] and "already in progress" in reply["error"]
+    document = status_snapshot(engine)
+    assert document["groups"][0]["realize"]["phase"] == "requested"
     await engine.run_cycle()
     assert (await holdings(engine))[::2] == (D(0), D(0))
     engine.journal.set_trading_state(TradingState.HALTED, "test", "halt")
