@@ -40,6 +40,7 @@ from hedgekeeper.logs import get_logger
 from hedgekeeper.model import STABLECOINS, GroupSpec, MarketSpec, Mode, TradingState
 from hedgekeeper.orders import IllegalTransition
 from hedgekeeper.realize import Realizer
+from hedgekeeper.retention import JournalRetention
 from hedgekeeper.roll import Roller
 from hedgekeeper.settings import Settings
 from hedgekeeper.snapshot import AccountNeeds, Snapshot, SnapshotReader
@@ -100,6 +101,7 @@ class Engine:
         self.executor = Executor(settings, self.venues, journal, self.events, clock=clock)
         self.decider = Decider(self)
         self.funding = FundingCollector(self)
+        self.retention = JournalRetention(self)  # old cycles/decisions, in the background
         self.betas = BetaBook(self)  # "estimate" betas (betas.py)
         self.roller = Roller(self)
         self.realizer = Realizer(self)  # operator "realize" (Option B), two legs
@@ -575,6 +577,7 @@ class Engine:
                 # reads it would otherwise delay (cost 30 on Binance, in the same bucket).
                 self.funding.poll()
                 self.betas.poll()
+                self.retention.poll()
             if self.streams is not None:  # streams up: REST only every reconcile_interval
                 interval = self.streams.interval(self.settings.poll_interval)
             remaining = interval - (loop.time() - began)
@@ -592,6 +595,7 @@ class Engine:
         execution = self.settings.execution
         await self.funding.wait()
         await self.betas.wait()
+        await self.retention.wait()
         try:
             if execution.flatten_on_exit:
                 await self.flatten("shutdown", "flatten_on_exit")

@@ -871,6 +871,10 @@ class Journal:
 
     def first_cycle_at(self) -> float | None:
         """When the first cycle of this journal started (epoch seconds)."""
+        # Kept aside by retention (hedgekeeper.retention) before the first cycle row goes.
+        kept = self._get("first_cycle_at")
+        if kept is not None:
+            return float(kept)
         # By the primary key: MIN(started_at) would scan every cycle of months of running.
         row = self._db.execute("SELECT started_at FROM cycles ORDER BY id LIMIT 1").fetchone()
         return None if row is None else float(row[0])

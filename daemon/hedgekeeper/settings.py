@@ -564,6 +564,10 @@ class Settings(BaseSettings):
     funding_poll_interval: Annotated[float, Field(ge=0, le=86400)] = Field(
         900.0, description="seconds between two reads of funding payments; 0 turns them off"
     )
+    journal_keep_days: Annotated[float, Field(ge=0, le=36500)] = Field(
+        90.0, description="days of cycles and decisions the journal keeps (orders, fills, "
+        "funding and operator actions are kept forever); 0 keeps everything"
+    )
     streams: StreamSettings = StreamSettings()
     control: ControlSettings = ControlSettings()
     metrics: MetricsSettings = MetricsSettings()
