@@ -102,6 +102,8 @@ class Engine:
         self.decider = Decider(self)
         self.funding = FundingCollector(self)
         self.retention = JournalRetention(self)  # old cycles/decisions, in the background
+        #: Each group's last logged action: a hold after a hold is logged at debug only.
+        self._last_actions: dict[str, str] = {}
         self.betas = BetaBook(self)  # "estimate" betas (betas.py)
         self.roller = Roller(self)
         self.realizer = Realizer(self)  # operator "realize" (Option B), two legs
@@ -386,6 +388,11 @@ class Engine:
         if decision.liquidation_distance is not None:
             data["liquidation_distance"] = f"{decision.liquidation_distance:.4f}"
         level = log.warning if decision.action in ("skipped", "blocked") else log.info
+        if decision.action == "hold" and self._last_actions.get(decision.group) == "hold":
+            # One info line per group per cycle was half the per-group cost of a quiet
+            # cycle; an unchanged hold stays in the journal and on the event bus.
+            level = log.debug
+        self._last_actions[decision.group] = decision.action
         level("plan.decided", group=decision.group, **data)
         if not trade:
             return
