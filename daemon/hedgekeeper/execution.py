@@ -95,6 +95,8 @@ class Executor:
         self.expected = ExpectedPositions(settings.execution.position_settle_seconds)
         #: groups held for this cycle (an order in a state we cannot account for)
         self.held: dict[str, str] = {}
+        #: when each order of this run was sent (engine clock), for the expected position
+        self._sent_at: dict[str, float] = {}
 
     @property
     def trading_state(self) -> TradingState:
@@ -162,7 +164,8 @@ class Executor:
         )
         if new_fill > 0:
             signed = new_fill if order.request.side is Side.BUY else -new_fill
-            self.expected.on_fill(order.account, order.request.symbol, signed, self.clock())
+            self.expected.on_fill(order.account, order.request.symbol, signed, self.clock(),
+                                  self._sent_at.get(cid, float("-inf")))
             fields = dict(
                 group=order.group, client_order_id=cid, symbol=order.request.symbol,
                 side=order.request.side.value, contracts=str(new_fill),
@@ -175,6 +178,7 @@ class Executor:
         if info.status in TERMINAL:
             self._unresolved.pop(cid, None)
             self._misses.pop(cid, None)
+            self._sent_at.pop(cid, None)
             if info.status is not OrderStatus.FILLED:
                 log.info("order.closed", group=order.group, client_order_id=cid,
                          status=info.status.value, filled=str(info.filled))  # fmt: skip
@@ -191,6 +195,7 @@ class Executor:
         updated = replace(order, status=status)
         if status in TERMINAL:
             self._unresolved.pop(order.request.client_order_id, None)
+            self._sent_at.pop(order.request.client_order_id, None)
         else:
             self._unresolved[order.request.client_order_id] = updated
         return updated
@@ -441,6 +446,7 @@ class Executor:
             reason, cycle, self.clock(),
         )  # fmt: skip
         self._unresolved[cid] = order
+        self._sent_at[cid] = self.clock()  # a position read taken before this cannot show it
         fields = dict(
             group=group_name, client_order_id=cid, symbol=request.symbol,
             side=request.side.value, contracts=str(request.amount), price=str(request.price),

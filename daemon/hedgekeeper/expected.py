@@ -17,15 +17,17 @@ learned since, each with the time it was learned. At the next read:
 A read can also run *ahead*: it shows a fill the daemon learns of only afterwards (Bybit
 replies without fills; the look-up comes after that cycle's read). Such a movement is
 adopted and remembered as unexplained for the settle window; a fill learned within that
-window in the same direction is taken as already shown, up to the unexplained amount,
-so it is not counted twice.
+window in the same direction, *of an order sent before that read was taken*, is taken as
+already shown, up to the unexplained amount, so it is not counted twice. An order sent
+after the read cannot be in it: its fill is always expected in full, so a movement from
+outside (a liquidation, a trade by hand) can never hide the next fill of ours.
 
 Pure bookkeeping; times are the engine clock's.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 __all__ = ["ExpectedPositions", "Verdict"]
@@ -43,24 +45,34 @@ class Verdict:
     reason: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class _Fill:
+    learned_at: float  # when the daemon learned of it
+    signed: Decimal  # contracts, negative = sold
+    sent_at: float  # when its order was sent: a read taken before that cannot show it
+
+
 @dataclass(slots=True)
 class _Track:
     confirmed: Decimal | None = None
-    fills: list[tuple[float, Decimal]] = field(default_factory=list)
+    fills: list[_Fill] = field(default_factory=list)
     #: movement adopted without a fill to explain it, and when it was read
     unexplained: Decimal = _ZERO
     unexplained_at: float = 0.0
 
     def adopt(self, contracts: Decimal, expected: Decimal | None, at: float,
-              after: list[tuple[float, Decimal]]) -> None:  # fmt: skip
-        """Take the read as the truth. Fills learned after it was taken, in the direction
-        it moved, count as already shown first; what is left stays unexplained."""
+              after: list[_Fill]) -> None:  # fmt: skip
+        """Take the read as the truth. Fills learned after it was taken whose orders were
+        sent before it, in the direction it moved, count as already shown; the rest of the
+        movement stays unexplained."""
         self.fills = []
         moved = _ZERO if expected is None else contracts - expected
-        for t, fill in after:
-            fill, moved = _absorb(fill, moved)
-            if fill:
-                self.fills.append((t, fill))
+        for fill in after:
+            signed = fill.signed
+            if fill.sent_at < at:
+                signed, moved = _absorb(signed, moved)
+            if signed:
+                self.fills.append(replace(fill, signed=signed))
         if moved:
             self.unexplained += moved
             self.unexplained_at = at
@@ -77,6 +89,10 @@ def _absorb(fill: Decimal, unexplained: Decimal) -> tuple[Decimal, Decimal]:
     return fill - shown, unexplained - shown
 
 
+def _total(fills: list[_Fill]) -> Decimal:
+    return sum((f.signed for f in fills), _ZERO)
+
+
 class ExpectedPositions:
     """See the module docstring."""
 
@@ -84,43 +100,48 @@ class ExpectedPositions:
         self.settle_seconds = settle_seconds
         self._tracks: dict[tuple[str, str], _Track] = {}
 
-    def on_fill(self, account: str, symbol: str, signed: Decimal, at: float) -> None:
-        """A fill learned at ``at``: ``signed`` contracts (negative = sold)."""
+    def on_fill(self, account: str, symbol: str, signed: Decimal, at: float,
+                sent_at: float = float("-inf")) -> None:  # fmt: skip
+        """A fill learned at ``at`` of an order sent at ``sent_at`` (unknown: long ago)."""
         track = self._tracks.setdefault((account, symbol), _Track())
         if track.unexplained and at - track.unexplained_at < self.settle_seconds:
-            signed, track.unexplained = _absorb(signed, track.unexplained)  # already shown
+            # Only an order already sent when that read was taken can be what it showed.
+            if sent_at < track.unexplained_at:
+                signed, track.unexplained = _absorb(signed, track.unexplained)
         else:
             track.unexplained = _ZERO
         if signed:
-            track.fills.append((at, signed))
+            track.fills.append(_Fill(at, signed, sent_at))
 
     def expected(self, account: str, symbol: str) -> Decimal | None:
         """The confirmed read plus every fill since (``None`` before the first read)."""
         track = self._tracks.get((account, symbol))
         if track is None or track.confirmed is None:
             return None
-        return track.confirmed + sum((f for _, f in track.fills), _ZERO)
+        return track.confirmed + _total(track.fills)
 
     def on_read(self, account: str, symbol: str, contracts: Decimal, taken_at: float,
                 now: float) -> Verdict:  # fmt: skip
         """Compare a read taken at ``taken_at`` with what the fills say it should show."""
         track = self._tracks.setdefault((account, symbol), _Track())
-        before = [f for t, f in track.fills if t <= taken_at]
-        after = [(t, f) for t, f in track.fills if t > taken_at]
+        before = [f for f in track.fills if f.learned_at <= taken_at]
+        after = [f for f in track.fills if f.learned_at > taken_at]
         if track.confirmed is None or not track.fills:
             track.adopt(contracts, track.confirmed, taken_at, after)
             return Verdict(False, contracts)
-        early = sum(before, _ZERO)
+        early = _total(before)
         expected = track.confirmed + early
         if contracts == expected:
             track.confirmed, track.fills = contracts, after
             return Verdict(False, expected)
-        if contracts == expected + sum((f for _, f in after), _ZERO):
-            track.confirmed, track.fills = contracts, []
+        in_flight = [f for f in after if f.sent_at < taken_at]  # may or may not show yet
+        if in_flight and contracts == expected + _total(in_flight):
+            track.confirmed = contracts
+            track.fills = [f for f in after if f.sent_at >= taken_at]
             return Verdict(False, contracts)
-        last_fill = max(t for t, _ in track.fills)
+        last_fill = max(f.learned_at for f in track.fills)
         missing = expected - contracts  # what the read has not caught up with yet
-        pending = early if early != 0 else sum((f for _, f in after), _ZERO)
+        pending = early if early != 0 else _total(after)
         lagging = pending != 0 and (missing > 0) == (pending > 0) and abs(missing) <= abs(pending)
         if lagging and now - last_fill < self.settle_seconds:
             return Verdict(

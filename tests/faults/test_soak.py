@@ -74,7 +74,10 @@ BANS = ("rate_limit_429", "ip_ban_418")
 # breaker's cool-down is shortened to match (a couple of cycles), and reads are not
 # retried within a cycle (the next cycle, milliseconds later, is the retry). The runaway
 # guard is widened: holdings jump every 20 cycles here, far more hedge per hour than it
-# allows. "maker" style also exercises cancels (reprices) and resting orders.
+# allows. "maker" style also exercises cancels (reprices) and resting orders. The
+# position settle window is 3 s (30 s by default): a lag here is 2-3 reads milliseconds
+# apart, and a position changed by hand right after a fill is held for the window, which
+# must end within the settle phase (about 200 cycles).
 GUARDS = "leverage = 1\nrunaway_multiple = 20\nrunaway_window = 2\nmax_order_usd = 15000\n"
 HEDGE = {
     "market": GUARDS,
@@ -121,7 +124,8 @@ async def test_soak(rig: Rig, emu: Emulator, style: str, record) -> None:  # typ
     rng = random.Random(20240501)
     random.seed(1)  # the snapshot's retry jitter
     config = config_text(emu.dialect_name, emu.base_url, hedge=HEDGE[style],
-                         execution="read_retries = 0\ncircuit_breaker_cooldown = 0.02",
+                         execution="read_retries = 0\ncircuit_breaker_cooldown = 0.02\n"
+                                   "position_settle_seconds = 3",
                          account="timeout_ms = 300")  # fmt: skip
     await rig.start(config)
     rules = []

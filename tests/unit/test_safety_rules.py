@@ -344,13 +344,25 @@ def test_a_read_ahead_of_a_fill_learned_later_is_not_counted_twice() -> None:
     expected = ExpectedPositions(settle_seconds=10)
     expected.on_read("a", "s", D("-0.39"), taken_at=0, now=0)
     assert not expected.on_read("a", "s", D("-0.313"), taken_at=1, now=1).hold  # ahead
-    expected.on_fill("a", "s", D("0.077"), at=1.2)  # learned after that read
+    expected.on_fill("a", "s", D("0.077"), at=1.2, sent_at=0.5)  # sent before, learned after
     assert expected.expected("a", "s") == D("-0.313")
     assert not expected.on_read("a", "s", D("-0.313"), taken_at=2, now=2).hold
     # Long after, a fill of ours is not "already shown": it is expected in full.
     expected.on_read("a", "s", D("-0.2"), taken_at=3, now=3)
-    expected.on_fill("a", "s", D("0.1"), at=30)
+    expected.on_fill("a", "s", D("0.1"), at=30, sent_at=29)
     assert expected.expected("a", "s") == D("-0.1")
+
+
+def test_a_movement_from_outside_never_hides_our_next_fill() -> None:
+    """The soak's over-hedge: a position changed by hand left an unexplained movement, our
+    next fill (an order sent *after* that read) was taken as already shown, and the next
+    read lagging it got a second order. An order sent after a read is never in it."""
+    expected = ExpectedPositions(settle_seconds=30)
+    expected.on_read("a", "s", D("-0.6"), taken_at=0, now=0)
+    expected.on_read("a", "s", D("-0.696"), taken_at=1, now=1)  # moved by hand: unexplained
+    expected.on_fill("a", "s", D("-0.068"), at=2.1, sent_at=2.0)  # our order, after that read
+    lagging = expected.on_read("a", "s", D("-0.696"), taken_at=3, now=3)
+    assert lagging.hold and lagging.expected == D("-0.764")
 
 
 async def test_a_failing_background_funding_read_is_logged_and_retried(tmp_path: Path) -> None:
