@@ -13,12 +13,15 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from hedgekeeper.exceptions import ConfigError, HedgekeeperError, JournalError
 from hedgekeeper.model import Mode
+
+if TYPE_CHECKING:
+    from hedgekeeper.settings import Settings
 
 __all__ = ["app", "main"]
 
@@ -84,7 +87,7 @@ def _echo_config_error(error: Exception) -> None:
         _fail_config(str(error))
 
 
-def _state_dir(cli_value: Path | None, settings: Any) -> Path:
+def _state_dir(cli_value: Path | None, settings: Settings) -> Path:
     from hedgekeeper.statedir import resolve_state_dir
 
     return resolve_state_dir(cli_value, settings)

@@ -211,7 +211,7 @@ def report(
     from hedgekeeper.cli import _state_dir
 
     settings = _load(config)
-    path = journal or _state_dir(state_dir, settings.state_dir) / "journal.db"
+    path = journal or _state_dir(state_dir, settings) / "journal.db"
     try:
         low = parse_when(since, "--since")
         high = parse_when(until, "--until")
@@ -272,7 +272,8 @@ async def _report(settings: Any, path: Path, since: int | None, until: int | Non
 
     markets = await _group_markets(settings)
     wanted = {name: spec for name, spec in markets.items() if group is None or name == group}
-    journal = Journal(path)
+    # Read-only: report works beside a running daemon and never writes to its journal.
+    journal = Journal(path, read_only=True)
     try:
         for _, market in wanted.values():
             if market.symbol not in marks:
@@ -306,7 +307,8 @@ async def _group_markets(settings: Any) -> dict[str, Any]:
         if account.sim is not None:
             specs = account_markets(settings, name)[0]
         else:
-            venue = build_venue(name, account, settings.mode, market_types(name, settings))
+            venue = build_venue(name, account, settings.mode, market_types(name, settings),
+                                read_only=True)  # fmt: skip
             try:
                 specs = await venue.load_markets([hedge.instrument])
             finally:

@@ -58,3 +58,23 @@ def test_another_configs_journal_is_refused_unless_adopted(tmp_path: Path) -> No
     check_identity(journal, mine, adopt=True)
     assert journal.identity() is not None and journal.identity()["accounts"] == {"main": "sim"}  # type: ignore[index]
     journal.close()
+
+
+def test_report_reads_the_default_state_dir_read_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`report` beside a running daemon: it finds the journal in the default state
+    directory and never writes to it (any write transaction fails this test)."""
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    settings, path = settings_for(tmp_path, "demo", sim_config())
+    state = default_state_dir(settings.instance)
+    Journal(state / "journal.db").close()
+
+    def no_writes(self: Journal) -> None:
+        raise AssertionError("report wrote to the journal")
+
+    monkeypatch.setattr(Journal, "transaction", no_writes)
+    result = CliRunner().invoke(app, ["report", "-c", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert str(state / "journal.db") in result.output
