@@ -13,8 +13,11 @@ Everything goes through the real ccxt path against the local emulator (Binance d
 
 against ``bench/simple_loop.py``: balance, position, one ticker, a market order when
 needed, every second. A ratio is hedgekeeper / simple loop (below 1: hedgekeeper is
-lighter or faster). Not covered here (see the issue's closing note): several accounts,
-storm cycles, journal bytes per group-day.
+lighter or faster). Journal growth (``bench/journal_growth.py``, sim venue, 10 groups,
+one cycle per simulated 10 minutes): bytes per group per cycle keeping everything, and
+the growth per group-day once ``journal_keep_days`` prunes (the simple loop keeps no
+journal). Not covered here (see the issue's closing notes): several accounts, storm
+cycles (``bench/cycle.py``).
 """
 
 from __future__ import annotations
@@ -217,6 +220,15 @@ async def main() -> None:
                     row(f"reaction p95, {label}", p95(r), p95(base_reaction), "s")
                     row(f"quiet REST requests/min, {label}", result["requests_per_minute"],
                         base_quiet, "requests")  # fmt: skip
+        growth = _load("bench_journal_growth", "journal_growth.py")
+        groups, days, cycle_s = 10, 4, 600.0
+        kept = await growth.run(workdir, groups, days, cycle_s, 0.0)
+        pruned = await growth.run(workdir, groups, days, cycle_s, 1.0)
+        per_cycle = (kept[-1][1] - kept[0][1]) / ((days - 1) * (86400 / cycle_s) * groups)
+        row("journal bytes per group per cycle, keep all", per_cycle, 0, "bytes")
+        row("  = MB per group-day at 1-s polling", per_cycle * 86400 / 1e6, 0, "MB")
+        row("journal growth per group-day, keep 1 day", (pruned[-1][0] - pruned[-2][0])
+            / groups / 1024, 0, "KiB (orders, fills: kept)")  # fmt: skip
     print("simple loop: balance, position, one ticker (+ an order when needed) every second; "
           "its reaction is to a balance change (it hedges no proxy).")  # fmt: skip
 
