@@ -59,9 +59,11 @@ def _delete_oldest(db: sqlite3.Connection, table: str, time_column: str, before:
     time: the batch is taken by the key (no index on the time needed) and filtered by
     the time, and a batch that deletes fewer rows than its size has reached the cut.
     """
+    # The newest row always stays: SQLite numbers a new row after the highest id left,
+    # so cycle numbers (which orders refer to) never repeat, whatever the clock did.
     cursor = db.execute(
         f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} ORDER BY id LIMIT ?) "
-        f"AND {time_column} < ?",
+        f"AND {time_column} < ? AND id < (SELECT MAX(id) FROM {table})",
         (batch, before),
     )
     return int(cursor.rowcount)

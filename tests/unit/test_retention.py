@@ -91,6 +91,11 @@ def test_prune_deletes_old_cycles_and_decisions_only_in_batches(tmp_path: Path) 
     assert journal.first_cycle_at() == first == 1_700_000_000
     # Nothing left to do: a second pruning deletes nothing.
     assert prune_journal(path, cut).cycles == 0
+    # Everything is old: the newest cycle stays, so the next cycle's number is new.
+    last = count(path, "cycles", "WHERE id = (SELECT MAX(id) FROM cycles)")
+    prune_journal(path, cut + 100 * DAY)
+    assert count(path, "cycles") == 1 == last and count(path, "decisions") == 1
+    assert journal.begin_cycle() == 51
     journal.close()
 
 
