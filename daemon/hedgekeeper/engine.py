@@ -300,6 +300,9 @@ class Engine:
             )
         in_flux: set[str] = set()
         self.executor.held.clear()
+        foreign = self.executor.check_foreign(snap.open_orders, log) if can_trade else None
+        if foreign is not None:  # two writers on one account under one instance: stop
+            await self._halt_for("foreign_orders", foreign)
         if can_trade:
             in_flux = await self.executor.reconcile(snap.open_orders, log)
             in_flux |= await self.executor.manage_working(snap.quotes, log)

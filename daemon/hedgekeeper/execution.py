@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
@@ -51,7 +51,13 @@ from hedgekeeper.model import (
     TradingState,
 )
 from hedgekeeper.orders import TERMINAL, IllegalTransition, check_transition
-from hedgekeeper.settings import HedgeSettings, Settings, client_id_code, group_code_of
+from hedgekeeper.settings import (
+    ID_TAIL,
+    HedgeSettings,
+    Settings,
+    client_id_code,
+    group_code_of,
+)
 from hedgekeeper.sizing import round_to_step
 from hedgekeeper.venues.base import Venue
 
@@ -299,6 +305,9 @@ class Executor:
             seqs = [int(i.client_order_id[-10:]) for i in ours]
             if seqs:
                 self.journal.advance_sequence(max(seqs))
+            foreign = self.foreign_orders(ours)
+            if foreign and not empty_journal:
+                self._halt_for_foreign(account, foreign, "start-up", log)
             if ours and empty_journal:
                 # A journal with no orders while the venue holds ours: it was lost or
                 # replaced. Trading on would ignore those orders: halt and say why.
@@ -312,6 +321,7 @@ class Executor:
                                         reason=reason)  # fmt: skip
                 continue  # left for the operator: nothing is cancelled or adopted
             known = {o.request.client_order_id for o in self._unresolved.values()}
+            known |= {i.client_order_id for i in foreign}  # never another journal's orders
             for info in listed:
                 if info.client_order_id in known:
                     continue
@@ -335,6 +345,46 @@ class Executor:
         await self.reconcile(open_by_account, log)
         return {"adopted": adopted, "cancelled_orphans": cancelled,
                 "unresolved": len(self._unresolved)}  # fmt: skip
+
+    def foreign_orders(self, listed: Iterable[OrderInfo]) -> list[OrderInfo]:
+        """Working orders with our instance prefix issued by *another* journal.
+
+        Client ids carry the journal's random epoch: an id with our prefix and another
+        epoch was sent by another hedgekeeper with this instance on this account (two
+        state directories, one account), or rests from a journal that was replaced.
+        """
+        instance, epoch = self.settings.instance, self.journal.epoch()
+        return [
+            i for i in listed
+            if group_code_of(i.client_order_id, instance) is not None
+            and i.client_order_id[-ID_TAIL:-10] != epoch
+        ]  # fmt: skip
+
+    def _halt_for_foreign(self, account: str, foreign: list[OrderInfo], source: str,
+                          log: Any) -> None:  # fmt: skip
+        reason = (f"{account} holds {len(foreign)} working order(s) with prefix "
+                  f"{self.settings.instance!r} from another journal: another hedgekeeper with "
+                  "this instance writes to this account (or an old journal's orders rest "
+                  "there); give each daemon its own instance, cancel them by hand, then resume")
+        log.error("reconcile.foreign_orders", account=account,
+                  orders=[i.client_order_id for i in foreign])  # fmt: skip
+        if self.journal.trading_state() is not TradingState.HALTED:
+            self.journal.set_trading_state(TradingState.HALTED, source, reason)
+            self.events.publish("alert", kind="halted", source=source, reason=reason)
+
+    def check_foreign(self, open_orders: dict[str, list[OrderInfo] | None],
+                      log: Any) -> str | None:  # fmt: skip
+        """Every cycle: the reason to halt if another journal's orders with our prefix
+        appear at a venue, else ``None``."""
+        for account, listed in open_orders.items():
+            foreign = self.foreign_orders(listed or ())
+            if foreign:
+                log.error("reconcile.foreign_orders", account=account,
+                          orders=[i.client_order_id for i in foreign])  # fmt: skip
+                return (f"{account} holds {len(foreign)} working order(s) with prefix "
+                        f"{self.settings.instance!r} from another journal: another hedgekeeper "
+                        "with this instance writes to this account")  # fmt: skip
+        return None
 
     # -- sending ------------------------------------------------------------------------------
 

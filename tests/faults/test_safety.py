@@ -196,3 +196,32 @@ async def test_top_up_with_a_lost_reply_stays_charged(rig: Rig, emu: Emulator,
     assert sum(sent) <= Decimal(3000), f"moved {sum(sent)} against topup_max_usd = 3000"
     assert engine.journal.topups_since(group.name, 0) == Decimal(3000)
     record(f"3 lost replies: {sum(sent)} USD sent, allowance 3000 charged in full")
+
+
+async def test_another_journals_orders_on_the_account_halt_the_daemon(
+    rig: Rig, emu: Emulator, record: Any
+) -> None:
+    """Two daemons with one instance on one account, each with its own state directory:
+    the lock cannot see it, the client ids can — the other journal's epoch. Its orders are
+    never cancelled as orphans; trading halts with the reason."""
+    await rig.start(config_text(emu.dialect_name, emu.base_url))
+    await rig.settle()
+    theirs = Journal(rig.workdir / "other.db")  # the other daemon's journal (another epoch)
+    engine = rig.engine
+    assert engine is not None and theirs.epoch() != rig.journal.epoch()  # type: ignore[union-attr]
+    from hedgekeeper.model import OrderType, Side
+
+    request = theirs.new_order(
+        instance="hk", group_code="btc", group="btc", account="ex", symbol="BTC/USDT:USDT",
+        side=Side.SELL, amount=Decimal("0.1"), order_type=OrderType.LIMIT,
+        price=Decimal(90000), reduce_only=False, post_only=True, reason="the other daemon",
+        cycle=None,
+    )  # fmt: skip
+    await engine.venues["ex"].inner.submit_order(request)  # type: ignore[attr-defined]
+    theirs.close()
+    await rig.cycle()
+    assert engine.executor.trading_state is TradingState.HALTED
+    assert any(e.get("event") == "alert" and "another journal" in str(e.get("reason"))
+               for e in rig.events)  # fmt: skip
+    assert [o.client_id for o in emu.open_orders(KEY)] == [request.client_order_id]
+    record("an order with our prefix from another journal: HALTED, left in place")
