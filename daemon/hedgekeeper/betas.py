@@ -9,13 +9,16 @@ estimate gone stale after repeated failed reads — the group uses the fallback.
 Each estimate is logged (``beta.estimated``) with its R², sample count and reason,
 and ``plan`` shows it with its age.
 
-Not cached across restarts: the first refresh at start-up reads the history again
-(one request per series).
+Estimates are cached in the journal (key per group, asset and hedge instrument, with the
+time they were made): a restart within the refresh interval uses them at once and reads
+no history; an older one is refreshed as usual. A read-only engine (``plan``) reads the
+cache and never writes it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
@@ -44,6 +47,37 @@ class BetaBook:
         self.engine = engine
         self._entries: dict[tuple[str, str], _Entry] = {}
         self._task: asyncio.Task[Any] | None = None
+        self._loaded = False
+
+    @staticmethod
+    def _key(group: GroupSpec, asset: str) -> str:
+        return f"beta:{group.name}:{asset}:{group.instrument}"
+
+    def _load(self) -> None:
+        """Estimates the journal remembers from before a restart (good ones only)."""
+        self._loaded = True
+        for group, asset in self._wanted():
+            raw = self.engine.journal.cached(self._key(group, asset))
+            if raw is None:
+                continue
+            try:
+                data = json.loads(raw)
+                estimate = BetaEstimate(Decimal(data["beta"]), True, data.get("raw"),
+                                        data.get("r2"), int(data["samples"]),
+                                        f"{data['reason']} (from the journal)")  # fmt: skip
+                at = float(data["at"])
+            except (ValueError, KeyError, TypeError, ArithmeticError):
+                continue  # a damaged cache entry is only a cache miss
+            self._entries[(group.name, asset)] = _Entry(estimate, at)
+
+    def _remember(self, group: GroupSpec, asset: str, estimate: BetaEstimate,
+                  at: float) -> None:  # fmt: skip
+        if getattr(self.engine, "read_only", False) or not estimate.estimated:
+            return
+        self.engine.journal.remember(self._key(group, asset), json.dumps({
+            "beta": str(estimate.beta), "raw": estimate.raw, "r2": estimate.r2,
+            "samples": estimate.samples, "reason": estimate.reason, "at": at,
+        }))  # fmt: skip
 
     def _wanted(self) -> list[tuple[GroupSpec, str]]:
         return [(g, asset) for g in self.engine.groups for asset in sorted(g.estimated)]
@@ -61,6 +95,8 @@ class BetaBook:
 
     async def refresh(self, *, force: bool = False) -> None:
         """Estimate every asset whose estimate is due (all of them with ``force``)."""
+        if not self._loaded:
+            self._load()
         now = self.engine.clock()
         due = []
         for group, asset in self._wanted():
@@ -99,6 +135,7 @@ class BetaBook:
         )
         estimate = estimate_beta(asset_returns, hedge_returns, config.rules())
         self._entries[(group.name, asset)] = _Entry(estimate, now)
+        self._remember(group, asset, estimate, now)
         log.info(
             "beta.estimated", beta=fmt(estimate.beta), estimated=estimate.estimated,
             r2=None if estimate.r2 is None else round(estimate.r2, 4),

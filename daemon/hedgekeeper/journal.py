@@ -840,6 +840,15 @@ class Journal:
             return None
         return Decimal(str(first[0])), Decimal(str(last[0]))
 
+    def cached(self, key: str) -> str | None:
+        """A value remembered across restarts (e.g. an estimated beta), or ``None``."""
+        return self._get(f"cache:{key}")
+
+    def remember(self, key: str, value: str) -> None:
+        """Remember ``value`` under ``key`` across restarts (see :meth:`cached`)."""
+        with self.transaction() as db:
+            self._put(db, f"cache:{key}", value)
+
     def last_mark(self, symbol: str) -> Decimal | None:
         """The last mark price noted for ``symbol`` (a backtest notes its final bar's)."""
         value = self._get(f"mark:{symbol}")

@@ -126,3 +126,45 @@ def test_without_bars_the_fallback_is_used_and_said(tmp_path: Path) -> None:
     assert sol == {"beta": "1", "estimated": False, "r2": None, "samples": 0, "age_s": 0,
                    "reason": "no bars: demo: no replay of SOL: no past bars"}  # fmt: skip
     assert group["exposure_usd"] == "20000"  # 100 SOL x 200 x the fallback 1
+
+
+async def test_an_estimate_survives_a_restart_without_reading_history(tmp_path: Path) -> None:
+    """Estimates are cached in the journal: a restart within the refresh interval uses the
+    cached one at once and reads no bars."""
+    from hedgekeeper.engine import Engine
+    from hedgekeeper.journal import Journal
+    from hedgekeeper.settings import load_settings
+    from hedgekeeper.venues import build_venues
+
+    data = shared_or_skip("data", "binance")
+    path = tmp_path / "config.toml"
+    path.write_text(estimated_config(data))
+    settings = load_settings(path)
+    journal = Journal(tmp_path / "journal.db")
+    first = Engine(settings, build_venues(settings, journal), journal)
+    await first.start()
+    group = first.groups[0]
+    before = first.betas.details(group)["SOL"]
+    assert before["estimated"] is True
+    await first.close()
+    journal.close()
+
+    journal = Journal(tmp_path / "journal.db")
+    again = Engine(settings, build_venues(settings, journal), journal)
+    reads: list[str] = []
+    for venue in again.venues.values():
+        inner = venue.inner  # type: ignore[attr-defined]
+        original = inner.fetch_closes
+
+        async def counting(symbol: str, *args: object, _o: object = original) -> object:
+            reads.append(symbol)
+            return await _o(symbol, *args)  # type: ignore[operator]
+
+        inner.fetch_closes = counting
+    await again.start()
+    after = again.betas.details(again.groups[0])["SOL"]
+    assert reads == [], "no history read within the refresh interval"
+    assert after["beta"] == before["beta"] and after["estimated"] is True
+    assert after["reason"].endswith("(from the journal)")
+    await again.close()
+    journal.close()
