@@ -131,12 +131,16 @@ def test_without_bars_the_fallback_is_used_and_said(tmp_path: Path) -> None:
 async def test_an_estimate_survives_a_restart_without_reading_history(tmp_path: Path) -> None:
     """Estimates are cached in the journal: a restart within the refresh interval uses the
     cached one at once and reads no bars."""
+    import io
+
     from hedgekeeper.engine import Engine
     from hedgekeeper.journal import Journal
+    from hedgekeeper.logs import configure_logging
     from hedgekeeper.settings import load_settings
     from hedgekeeper.venues import build_venues
 
     data = shared_or_skip("data", "binance")
+    configure_logging("warning", "json", stream=io.StringIO())
     path = tmp_path / "config.toml"
     path.write_text(estimated_config(data))
     settings = load_settings(path)
