@@ -152,7 +152,7 @@ async def test_health_and_command_exit_codes(tmp_path: Path) -> None:
         engine.journal.close()
     code, _, err = await run("health", "--url", url)
     assert code == 2 and "unreachable" in err
-    code, _, err = await run("status", "--url", "127.0.0.1:8765")
+    code, _, err = await run("status", "--url", url.removeprefix("http://"))
     assert code == 2, "a URL without a scheme is a usage error"
 
 

@@ -22,23 +22,29 @@ def listening(port: int) -> bool:
 
 
 def test_the_suite_runs_with_the_default_ports_taken() -> None:
-    """The session fixture (tests/conftest.py) holds 8765 and 9108, as a service would."""
+    """The session fixture (tests/conftest.py) holds the default control and metrics
+    ports, as a service would (or leaves them to the service that holds them)."""
     for port in DEFAULT_SERVICE_PORTS:
         assert listening(port), f"nothing holds 127.0.0.1:{port} during the suite"
 
 
 def test_a_daemon_on_a_taken_port_says_what_to_change(tmp_path: Path) -> None:
-    config = write_config(tmp_path, sim_config(control="port = 8765"))
-    result = cli("run", "--config", str(config), "--state-dir", str(tmp_path / "s"))
+    # A port this test takes itself (bound to port 0): the service's stand-in.
+    with socket.socket() as service:
+        service.bind(("127.0.0.1", 0))
+        service.listen(1)
+        taken = service.getsockname()[1]
+        config = write_config(tmp_path, sim_config(control=f"port = {taken}"))
+        result = cli("run", "--config", str(config), "--state-dir", str(tmp_path / "s"))
     assert result.returncode == 1
     failed = [json.loads(line) for line in result.stderr.splitlines()][-2:]
     line = next(line for line in failed if line["event"] == "daemon.failed")
-    assert "8765" in line["error"] or "in use" in line["error"]
+    assert str(taken) in line["error"] or "in use" in line["error"]
     assert "HEDGEKEEPER_CONTROL__PORT=0" in line["hint"] and "CONTROL_PORT" in line["hint"]
     # port 0 from the environment: the same config runs beside the service
     env = clean_env(HEDGEKEEPER_CONTROL__PORT="0")
     with Daemon(tmp_path, config, env=env) as daemon:
-        assert daemon.port() != 8765
+        assert daemon.port() != taken
 
 
 def make_dry_run(*args: str) -> str:
