@@ -300,7 +300,9 @@ class Engine:
             )
         in_flux: set[str] = set()
         self.executor.held.clear()
-        foreign = self.executor.check_foreign(snap.open_orders, log) if can_trade else None
+        halted = self.executor.trading_state is TradingState.HALTED
+        foreign = (self.executor.check_foreign(snap.open_orders, log)
+                   if can_trade and not halted else None)  # fmt: skip
         if foreign is not None:  # two writers on one account under one instance: stop
             await self._halt_for("foreign_orders", foreign)
         if can_trade:

@@ -103,6 +103,7 @@ class Executor:
         self.held: dict[str, str] = {}
         #: when each order of this run was sent (engine clock), for the expected position
         self._sent_at: dict[str, float] = {}
+        self._epoch: str | None = None
 
     @property
     def trading_state(self) -> TradingState:
@@ -307,18 +308,16 @@ class Executor:
                 self.journal.advance_sequence(max(seqs))
             foreign = self.foreign_orders(ours)
             if foreign and not empty_journal:
-                self._halt_for_foreign(account, foreign, "start-up", log)
+                self._halt_at_start(self._foreign_reason(account, foreign),
+                                    "reconcile.foreign_orders", account, foreign, log)  # fmt: skip
             if ours and empty_journal:
                 # A journal with no orders while the venue holds ours: it was lost or
                 # replaced. Trading on would ignore those orders: halt and say why.
-                reason = (f"the journal is empty but {account} holds {len(ours)} working "
-                          f"order(s) with prefix {instance!r}: journal lost or replaced?")
-                log.error("reconcile.journal_empty_with_orders", account=account,
-                          orders=[i.client_order_id for i in ours])  # fmt: skip
-                if self.journal.trading_state() is not TradingState.HALTED:
-                    self.journal.set_trading_state(TradingState.HALTED, "start-up", reason)
-                    self.events.publish("alert", kind="halted", source="start-up",
-                                        reason=reason)  # fmt: skip
+                self._halt_at_start(
+                    f"the journal is empty but {account} holds {len(ours)} working order(s) "
+                    f"with prefix {instance!r}: journal lost or replaced?",
+                    "reconcile.journal_empty_with_orders", account, ours, log,
+                )  # fmt: skip
                 continue  # left for the operator: nothing is cancelled or adopted
             known = {o.request.client_order_id for o in self._unresolved.values()}
             known |= {i.client_order_id for i in foreign}  # never another journal's orders
@@ -353,24 +352,28 @@ class Executor:
         epoch was sent by another hedgekeeper with this instance on this account (two
         state directories, one account), or rests from a journal that was replaced.
         """
-        instance, epoch = self.settings.instance, self.journal.epoch()
+        if self._epoch is None:
+            self._epoch = self.journal.epoch()  # made once with the journal, never changes
+        instance, epoch = self.settings.instance, self._epoch
         return [
             i for i in listed
             if group_code_of(i.client_order_id, instance) is not None
             and i.client_order_id[-ID_TAIL:-10] != epoch
         ]  # fmt: skip
 
-    def _halt_for_foreign(self, account: str, foreign: list[OrderInfo], source: str,
-                          log: Any) -> None:  # fmt: skip
-        reason = (f"{account} holds {len(foreign)} working order(s) with prefix "
-                  f"{self.settings.instance!r} from another journal: another hedgekeeper with "
-                  "this instance writes to this account (or an old journal's orders rest "
-                  "there); give each daemon its own instance, cancel them by hand, then resume")
-        log.error("reconcile.foreign_orders", account=account,
-                  orders=[i.client_order_id for i in foreign])  # fmt: skip
+    def _foreign_reason(self, account: str, foreign: list[OrderInfo]) -> str:
+        return (f"{account} holds {len(foreign)} working order(s) with prefix "
+                f"{self.settings.instance!r} from another journal: another hedgekeeper with "
+                "this instance writes to this account (or an old journal's orders rest "
+                "there); give each daemon its own instance, cancel them by hand, then resume")
+
+    def _halt_at_start(self, reason: str, event: str, account: str, orders: list[OrderInfo],
+                       log: Any) -> None:  # fmt: skip
+        """Start-up found what no trade may ignore: HALTED, with the reason."""
+        log.error(event, account=account, orders=[i.client_order_id for i in orders])
         if self.journal.trading_state() is not TradingState.HALTED:
-            self.journal.set_trading_state(TradingState.HALTED, source, reason)
-            self.events.publish("alert", kind="halted", source=source, reason=reason)
+            self.journal.set_trading_state(TradingState.HALTED, "start-up", reason)
+            self.events.publish("alert", kind="halted", source="start-up", reason=reason)
 
     def check_foreign(self, open_orders: dict[str, list[OrderInfo] | None],
                       log: Any) -> str | None:  # fmt: skip
@@ -381,9 +384,7 @@ class Executor:
             if foreign:
                 log.error("reconcile.foreign_orders", account=account,
                           orders=[i.client_order_id for i in foreign])  # fmt: skip
-                return (f"{account} holds {len(foreign)} working order(s) with prefix "
-                        f"{self.settings.instance!r} from another journal: another hedgekeeper "
-                        "with this instance writes to this account")  # fmt: skip
+                return self._foreign_reason(account, foreign)
         return None
 
     # -- sending ------------------------------------------------------------------------------

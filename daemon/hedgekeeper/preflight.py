@@ -123,7 +123,7 @@ def _sim_listing_problems(settings: Any) -> list[str]:
 
 
 def _state_problems(state_dir: Path) -> list[str]:
-    from hedgekeeper.statelock import LOCK_NAME, lock_holder
+    from hedgekeeper.statelock import StateLock
 
     probe = state_dir
     while not probe.exists() and probe.parent != probe:
@@ -132,22 +132,13 @@ def _state_problems(state_dir: Path) -> list[str]:
         return [f"state directory {state_dir}: {probe} is not a directory"]
     if not os.access(probe, os.W_OK | os.X_OK):
         return [f"state directory {state_dir}: not writable by uid {os.getuid()}"]
-    lock_file = state_dir / LOCK_NAME
-    if lock_file.exists():
-        import fcntl
-
-        try:
-            fd = os.open(lock_file, os.O_RDWR | os.O_CLOEXEC)
-        except OSError as error:
-            return [f"state directory {state_dir}: lock file unusable ({error.strerror})"]
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = lock_holder(state_dir) or {}
-            return [f"state directory {state_dir} is in use by pid {holder.get('pid', '?')} "
-                    f"(config {holder.get('config', '?')})"]  # fmt: skip
-        finally:
-            os.close(fd)
+    try:
+        holder = StateLock.holder_of(state_dir)
+    except OSError as error:
+        return [f"state directory {state_dir}: lock file unusable ({error.strerror})"]
+    if holder is not None:
+        return [f"state directory {state_dir} is in use by pid {holder.get('pid', '?')} "
+                f"(config {holder.get('config', '?')})"]  # fmt: skip
     return []
 
 

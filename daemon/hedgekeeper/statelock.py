@@ -111,6 +111,22 @@ class StateLock:
         stat = os.fstat(fd)
         return cls(state_dir, fd, (stat.st_dev, stat.st_ino))
 
+    @staticmethod
+    def holder_of(state_dir: Path) -> dict[str, Any] | None:
+        """Who holds the lock now (``{}`` when its details are unreadable), or ``None``
+        when it is free. Takes nothing and creates nothing (``check`` uses it)."""
+        try:
+            fd = os.open(state_dir / LOCK_NAME, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return lock_holder(state_dir) or {}
+        finally:
+            os.close(fd)  # closing releases a lock taken just now
+        return None
+
     @property
     def held(self) -> bool:
         """True while this process holds the lock on the file still at :attr:`path`."""

@@ -12,7 +12,7 @@ from pathlib import Path
 from tests.conftest import eventually
 from tests.emulator import Emulator
 from tests.integration.daemon_proc import Daemon
-from tests.integration.test_daemon_emulator import KEY, PERP, SECRET, credentials
+from tests.integration.test_daemon_emulator import KEY, PERP, SECRET, config, credentials
 from tests.ops.helpers import aget
 
 
@@ -24,27 +24,8 @@ def _free_port() -> int:
 
 async def test_unreachable_exchange_at_boot_then_hedged(tmp_path: Path) -> None:
     port = _free_port()
-    path = tmp_path / "config.toml"
-    path.write_text(f"""\
-mode = "testnet"
-poll_interval = 0.5
-[log]
-format = "json"
-[control]
-port = 0
-[accounts.ex]
-exchange = "binance"
-api_host = "http://127.0.0.1:{port}"
-timeout_ms = 1000
-[[hedges]]
-name = "btc"
-assets = {{ BTC = 1.0 }}
-spot_accounts = ["ex"]
-instrument = "{PERP}"
-hedge_account = "ex"
-ratio = 0.5
-leverage = 3
-""")
+    path = config(f"http://127.0.0.1:{port}", "testnet", "binance", tmp_path,
+                  control="port = 0", leverage=3)
     daemon = Daemon(path, tmp_path / "state", credentials("TESTNET_"))
     await daemon.start()
     emu: Emulator | None = None

@@ -26,7 +26,10 @@ KEY, SECRET = "emu-key-1", "emu-secret-1"
 PERP = "BTC/USDT:USDT"
 
 
-def config(emu: Emulator, mode: str, exchange: str, tmp_path: Path, **hedge: Any) -> Path:
+def config(emu: Emulator | str, mode: str, exchange: str, tmp_path: Path, *,
+           control: str = "enabled = false", **hedge: Any) -> Path:  # fmt: skip
+    """A one-group config on the emulator (or on a URL where one will listen)."""
+    url = emu if isinstance(emu, str) else emu.base_url
     extra = "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in hedge.items())
     text = f"""\
 mode = "{mode}"
@@ -34,10 +37,10 @@ poll_interval = 0.3
 [log]
 format = "json"
 [control]
-enabled = false
+{control}
 [accounts.ex]
 exchange = "{exchange}"
-api_host = "{emu.base_url}"
+api_host = "{url}"
 timeout_ms = 3000
 [[hedges]]
 name = "btc"

@@ -89,11 +89,21 @@ async def test_gated_venue_has_no_unguarded_write_and_read_only_none_at_all(
 ) -> None:
     engine, sim, _ = make_engine(tmp_path, sim_config())
     gate = WriteGate(engine.journal, 100)
+    # A raw venue with extra writes of its own (as a ccxt adapter could grow them): the
+    # gated one forwards its other attributes, never those.
+    sim.withdraw = sim.create_order = sim.cancel_all_orders = lambda *a: None  # type: ignore[attr-defined]
+    sim.diagnostics = "forwarded"  # type: ignore[attr-defined]
     gated = GatedVenue(sim, gate)
-    for name in ("create_order", "cancel_all_orders", "withdraw", "_venue_submit"):
+    assert gated.diagnostics == "forwarded"  # type: ignore[attr-defined]
+    for name in ("create_order", "cancel_all_orders", "withdraw"):
+        assert hasattr(sim, name)
         with pytest.raises(AttributeError):
             getattr(gated, name)
-    assert gated.inner is sim and hasattr(gated, "transfer")  # sim can transfer: gated
+    engine.journal.set_trading_state(TradingState.HALTED, "test", "halt")
+    with pytest.raises(WriteRefused):  # the gated transfer asks the gate
+        await gated.transfer("USDT", D(1), "spot", "swap")  # type: ignore[attr-defined]
+    engine.journal.set_trading_state(TradingState.ACTIVE, "test", "resume")
+    assert gated.inner is sim
     read_only = ReadOnlyVenue(sim)
     for name in ("submit_order", "cancel_order", "transfer", "setup_instrument"):
         assert not hasattr(read_only, name), name
@@ -430,3 +440,20 @@ async def test_quotes_without_a_time_are_stamped_and_every_price_is_age_checked(
     assert alts.action == "blocked" and "price of ETH" in alts.reason, alts.reason
     await engine.close()
     engine.journal.close()
+
+
+def test_check_says_a_state_directory_is_in_use_and_takes_nothing(tmp_path: Path) -> None:
+    from hedgekeeper.preflight import preflight
+
+    path = tmp_path / "c.toml"
+    path.write_text(sim_config())
+    settings = load_settings(path)
+    state = tmp_path / "state"
+    preflight(settings, state)  # free: no problem, and nothing created
+    assert not state.exists()
+    lock = StateLock.acquire(state, config="/etc/hk/running.toml")
+    with pytest.raises(ConfigError, match=rf"in use by pid {os.getpid()} .*running\.toml"):
+        preflight(settings, state)
+    assert lock.held, "the probe did not take or break the holder's lock"
+    lock.release()
+    preflight(settings, state)
